@@ -1,0 +1,3 @@
+from interpret_rl.cli import main
+
+main()

@@ -1,0 +1,131 @@
+"""An agent: an actor-critic network plus the facts needed to rebuild and run it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from interpret_rl.networks import BUILTIN_ARCHITECTURES
+
+
+class UnknownArchitectureError(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def architectures() -> dict[str, type[nn.Module]]:
+    """Built-in networks plus those plugins register through ``register_architectures``."""
+    from interpret_rl.plugin_manager import registered_architectures
+
+    return {**BUILTIN_ARCHITECTURES, **registered_architectures()}
+
+
+def build_network(name: str, args: dict[str, Any]) -> nn.Module:
+    known = architectures()
+    if name not in known:
+        raise UnknownArchitectureError(f"unknown architecture {name!r}; known: {', '.join(sorted(known))}")
+    return known[name](**args)
+
+
+def space_to_dict(space) -> dict[str, Any]:
+    """A JSON-safe description of a Box or Discrete space (infinite bounds become ``None``)."""
+    if hasattr(space, "n"):
+        return {"type": "Discrete", "n": int(space.n)}
+
+    def finite_or_none(values: np.ndarray) -> list:
+        return [None if not np.isfinite(v) else float(v) for v in values.reshape(-1)]
+
+    low, high = np.asarray(space.low), np.asarray(space.high)
+    uniform = low.size > 0 and (low == low.flat[0]).all() and (high == high.flat[0]).all()
+    return {
+        "type": "Box",
+        "shape": list(space.shape),
+        "dtype": str(space.dtype),
+        "low": finite_or_none(low.flat[:1]) if uniform else finite_or_none(low),
+        "high": finite_or_none(high.flat[:1]) if uniform else finite_or_none(high),
+    }
+
+
+@dataclass
+class Agent:
+    """A trained (or training) actor-critic and what it was trained on.
+
+    :ivar network: maps ``(B, *obs_shape)`` observations to ``(logits (B, A), value (B,))``.
+    :ivar env_id: the environment it acts in.
+    :ivar env_settings: the environment settings it was trained with.
+    :ivar architecture: registered name of the network class; with ``architecture_args`` rebuilds it.
+    :ivar observation_space / action_space: JSON descriptions (see ``space_to_dict``).
+    :ivar action_meanings: a name per action (``FIRE``, ``LEFT``...), used by targets like ``action:FIRE``.
+    """
+
+    network: nn.Module
+    env_id: str
+    env_settings: dict
+    architecture: str
+    architecture_args: dict
+    observation_space: dict
+    action_space: dict
+    action_meanings: list[str]
+    steps_trained: int = 0
+    name: str | None = None
+    meta: dict = field(default_factory=dict)
+    """The full meta.json this agent was loaded from (empty for a fresh agent)."""
+
+    @classmethod
+    def for_env(cls, envs, env_id: str, env_settings: dict, architecture: str = "auto",
+                architecture_args: dict | None = None, device: str | torch.device = "cpu") -> "Agent":
+        """A freshly initialised agent for the spaces of ``envs`` (a ``VectorEnv``)."""
+        obs_space = envs.single_observation_space
+        n_actions = int(envs.single_action_space.n)
+        if architecture == "auto":
+            architecture = "nature-cnn" if len(obs_space.shape) == 3 else "mlp"
+        args = dict(architecture_args or {})
+        if architecture == "nature-cnn":
+            args = {"in_channels": int(obs_space.shape[0]), "n_actions": n_actions, **args}
+        elif architecture == "mlp":
+            args = {"obs_dim": int(np.prod(obs_space.shape)), "n_actions": n_actions, **args}
+        else:
+            args = {"observation_shape": list(obs_space.shape), "n_actions": n_actions, **args}
+        network = build_network(architecture, args).to(device)
+        return cls(network=network, env_id=env_id, env_settings=dict(env_settings),
+                   architecture=architecture, architecture_args=args,
+                   observation_space=space_to_dict(obs_space), action_space=space_to_dict(envs.single_action_space),
+                   action_meanings=list(envs.action_meanings))
+
+    @property
+    def n_actions(self) -> int:
+        return int(self.action_space["n"])
+
+    @property
+    def observation_shape(self) -> tuple[int, ...]:
+        return tuple(self.observation_space["shape"])
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.network.parameters()).device
+
+    def act(self, obs: np.ndarray, deterministic: bool = False,
+            generator: torch.Generator | None = None) -> np.ndarray:
+        """Actions for a batch of observations: sampled from the policy, or its argmax."""
+        with torch.no_grad():
+            logits, _ = self.network(torch.as_tensor(obs, device=self.device))
+            if deterministic:
+                return logits.argmax(-1).cpu().numpy()
+            probs = torch.softmax(logits, -1)
+            return torch.multinomial(probs, 1, generator=generator)[:, 0].cpu().numpy()
+
+    def action_index(self, name_or_index: str | int) -> int:
+        """``2`` or ``"2"`` or ``"FIRE"`` -> action index; ``ValueError`` listing valid names."""
+        text = str(name_or_index)
+        if text.lstrip("-").isdigit():
+            index = int(text)
+            if 0 <= index < self.n_actions:
+                return index
+        elif text.upper() in [m.upper() for m in self.action_meanings]:
+            return [m.upper() for m in self.action_meanings].index(text.upper())
+        raise ValueError(
+            f"unknown action {text!r}; valid: 0..{self.n_actions - 1} or {', '.join(self.action_meanings)}")

@@ -1,0 +1,234 @@
+"""The ``interpret-rl`` command line: a thin click layer over the library API."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import click
+
+from interpret_rl import registry
+from interpret_rl.envs import UnknownEnvError, check_env_id, is_atari
+
+
+class UserError(click.ClickException):
+    """A mistake in what the user asked for: one line on stderr, exit code 2."""
+
+    exit_code = 2
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    from interpret_rl.a2c import InvalidConfigError
+    from interpret_rl.agent import UnknownArchitectureError
+
+    errors: list[type[BaseException]] = [registry.ModelNotFoundError, registry.ModelLoadError,
+                                         registry.InvalidNameError, InvalidConfigError,
+                                         UnknownEnvError, UnknownArchitectureError]
+    try:
+        from interpret_rl.methods import UnknownMethodError
+        from interpret_rl.targets import TargetError
+
+        errors += [UnknownMethodError, TargetError]
+    except ImportError:  # pragma: no cover - only while the compare layer is absent
+        pass
+    return tuple(errors)
+
+
+class InterpretRLGroup(click.Group):
+    """Turns the library's "you asked for something that does not exist" errors into exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except user_errors() as err:
+            raise UserError(str(err)) from None
+
+
+@click.group(cls=InterpretRLGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="interpret-rl")
+def cli():
+    """Train A2C agents and compare what explanation methods say they look at."""
+
+
+def _default_preset(env_id: str) -> str:
+    return "breakout" if is_atari(env_id) else "cartpole"
+
+
+def _positive(ctx, param, value):
+    if value is not None and value <= 0:
+        raise click.BadParameter(f"must be positive, got {value}")
+    return value
+
+
+@cli.command()
+@click.option("--env", "env_id", default=None, help="Environment id, e.g. CartPole-v1 or ALE/Breakout-v5.")
+@click.option("--preset", type=click.Choice(["cartpole", "breakout", "paper"]), default=None,
+              help="Settings preset (default: breakout for Atari, cartpole otherwise).")
+@click.option("--steps", type=int, default=None, callback=_positive, help="Environment steps to train for.")
+@click.option("--name", default=None, help="Registry name of the model (default: <env>-a2c).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--num-envs", type=int, default=None, callback=_positive, help="Parallel environments.")
+@click.option("--n-steps", type=int, default=None, callback=_positive, help="Steps per env per update.")
+@click.option("--lr", type=float, default=None, callback=_positive, help="Learning rate.")
+@click.option("--target-return", type=float, default=None, help="Stop once the 100-episode mean reaches this.")
+@click.option("--tensorboard", is_flag=True, help="Also write TensorBoard scalars.")
+@click.option("--keep-checkpoints", is_flag=True, help="Keep a weight snapshot at every checkpoint.")
+@click.option("--checkpoint-every", type=int, default=None, callback=_positive, help="Steps between checkpoints.")
+@click.option("--eval-episodes", type=int, default=10, show_default=True, help="Evaluate after training (0: skip).")
+@click.option("--force", is_flag=True, help="Overwrite an existing model of the same name.")
+@click.option("--resume", default=None, metavar="NAME",
+              help="Continue training your model NAME from its last checkpoint (--steps: new total).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(env_id, preset, steps, name, seed, device, num_envs, n_steps, lr, target_return, tensorboard,
+          keep_checkpoints, checkpoint_every, eval_episodes, force, resume, quiet):
+    """Train an A2C agent and save it in the registry."""
+    from interpret_rl.a2c import PRESETS, config_from_preset, train as train_agent
+    from interpret_rl.evaluate import evaluate
+
+    if resume:
+        return _resume(resume, steps, device, tensorboard, eval_episodes, quiet)
+    preset = preset or _default_preset(env_id or "CartPole-v1")
+    env_id = env_id or PRESETS[preset]["env_id"]
+    check_env_id(env_id)
+    name = registry.check_name(name or f"{env_id.removeprefix('ALE/').split('-')[0].lower()}-a2c")
+    out_dir = registry.user_models_dir() / name
+    if (out_dir / registry.META).exists() and not force:
+        raise UserError(f"model {name!r} already exists at {out_dir}; pick another --name or pass --force")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+    config = config_from_preset(preset, env_id=env_id, total_steps=steps, seed=seed, device=device,
+                                num_envs=num_envs, n_steps=n_steps, lr=lr, target_return=target_return,
+                                keep_checkpoints=keep_checkpoints or None,
+                                checkpoint_every_steps=checkpoint_every)
+    click.echo(f"training {name}: {env_id}, preset {preset}, {config.total_steps:,} steps, seed {seed}", err=True)
+    result = train_agent(config, out_dir=out_dir, progress=not quiet, tensorboard=tensorboard)
+    _finish_training(result, name, out_dir, eval_episodes, seed)
+
+
+def _resume(name, steps, device, tensorboard, eval_episodes, quiet):
+    from interpret_rl.a2c import A2CConfig, train as train_agent
+
+    out_dir = registry.resolve(name)
+    if out_dir.is_relative_to(registry.BUNDLED_DIR):
+        raise UserError(f"--resume {name}: bundled models are read-only; train your own with --name")
+    agent = registry.load_agent(out_dir, device=device)
+    saved = agent.meta.get("config")
+    if not isinstance(saved, dict):
+        raise UserError(f"--resume {name}: {out_dir / registry.META} records no training config")
+    config = A2CConfig(**{**saved, "device": device, **({"total_steps": steps} if steps else {})})
+    if agent.steps_trained >= config.total_steps:
+        raise UserError(f"--resume {name}: already trained {agent.steps_trained:,} of {config.total_steps:,} "
+                        f"steps; pass a larger --steps")
+    click.echo(f"resuming {name} at step {agent.steps_trained:,} of {config.total_steps:,}", err=True)
+    result = train_agent(config, out_dir=out_dir, progress=not quiet, tensorboard=tensorboard,
+                         agent=agent, resume=True)
+    _finish_training(result, name, out_dir, eval_episodes, config.seed)
+
+
+def _finish_training(result, name, out_dir, eval_episodes, seed):
+    from interpret_rl.evaluate import evaluate
+
+    plot_training_curve(out_dir)
+    line = f"trained {name}: {result.steps:,} steps in {result.seconds:.1f} s"
+    if not math.isnan(result.mean_return):
+        line += f", mean return of the last 100 episodes {result.mean_return:.1f}"
+    click.echo(line)
+    if eval_episodes > 0:
+        evaluation = evaluate(result.agent, episodes=eval_episodes, seed=seed + 10_000)
+        registry.update_meta(out_dir, evaluation=evaluation.as_dict())
+        click.echo(f"evaluation over {eval_episodes} episodes: {evaluation.mean:.1f} +/- {evaluation.std:.1f}")
+    click.echo(f"saved to {out_dir}")
+
+
+def plot_training_curve(model_dir: Path) -> Path | None:
+    """training_curve.csv -> training_curve.png (mean return against env steps)."""
+    import csv
+
+    csv_path = Path(model_dir) / "training_curve.csv"
+    if not csv_path.is_file():
+        return None
+    rows = list(csv.DictReader(csv_path.open()))
+    points = [(int(r["step"]), float(r["ep_rew_mean"])) for r in rows if r["ep_rew_mean"] not in ("", "nan")]
+    if not points:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from interpret_rl.atomic import atomic_write_bytes
+    import io
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax.plot([p[0] for p in points], [p[1] for p in points])
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("mean return, last 100 games")
+    ax.set_title(Path(model_dir).name)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    atomic_write_bytes(Path(model_dir) / "training_curve.png", buffer.getvalue())
+    return Path(model_dir) / "training_curve.png"
+
+
+@cli.command(name="evaluate")
+@click.argument("model")
+@click.option("--episodes", type=int, default=10, show_default=True, callback=_positive)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--greedy", is_flag=True, help="Take the most likely action instead of sampling.")
+@click.option("--record", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write a video of the first episode (.mp4 or .gif).")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--save", is_flag=True, help="Store the result in the model's meta.json (user models).")
+def evaluate_command(model, episodes, seed, greedy, record, device, save):
+    """Play full games with MODEL and report the unclipped score (mean +/- std)."""
+    from interpret_rl.evaluate import evaluate, write_video
+
+    if record and Path(record).suffix.lower() not in (".mp4", ".gif"):
+        raise UserError(f"--record {record}: the video file must end in .mp4 or .gif")
+    agent = registry.load_agent(model, device=device)
+    result = evaluate(agent, episodes=episodes, seed=seed, deterministic=greedy, record_first=bool(record))
+    click.echo(f"{agent.name}: {agent.env_id}, {episodes} episodes, "
+               f"{'greedy' if greedy else 'stochastic'} policy: score {result.mean:.2f} +/- {result.std:.2f} "
+               f"(min {min(result.scores):g}, max {max(result.scores):g})")
+    if record:
+        write_video(result.frames, record)
+        click.echo(f"video of the first episode ({len(result.frames)} frames): {record}")
+    if save:
+        path = registry.resolve(model)
+        if path.is_relative_to(registry.BUNDLED_DIR):
+            raise UserError(f"{model} is a bundled model; its meta.json is part of the package and is not changed")
+        registry.update_meta(path, evaluation=result.as_dict())
+
+
+@cli.command()
+def models():
+    """List registered models: bundled ones and yours."""
+    rows = [("NAME", "ENV", "ARCHITECTURE", "STEPS", "SCORE", "SOURCE")]
+    for info in registry.list_models():
+        score = info.score
+        score_text = f"{score['mean']:.1f} +/- {score['std']:.1f}" if score else "-"
+        rows.append((info.name, info.meta["env_id"], info.meta["architecture"],
+                     f"{info.meta['steps_trained']:,}", score_text, "bundled" if info.bundled else "user"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+def main() -> None:
+    from interpret_rl.plugin_manager import get_plugin_manager
+
+    get_plugin_manager().hook.register_commands(cli=cli)
+    cli(prog_name="interpret-rl")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+    sys.exit(0)

@@ -1,0 +1,274 @@
+"""Vectorised environments with one interface for classic-control and Atari.
+
+Both backends run with *same-step* autoreset: when a sub-environment ends, the step returns the
+first observation of the next episode and the last observation of the old one in ``final_obs``.
+So no pseudo-transition (gymnasium's next-step autoreset) ever reaches the learner, and a
+truncated episode can be bootstrapped from V(final observation).
+
+Atari uses ale_py's C++ threaded ``AtariVectorEnv`` with the standard preprocessing (84x84 gray,
+4 stacked frames channels-first newest last, frameskip 4, up to 30 no-op starts, FIRE on reset,
+no sticky actions). Two things it does not do the way the A2C anchors do, so they live here:
+
+* Its ``episodic_life`` flag restarts the *whole game* on every life loss (measured with ale-py
+  0.12.1), so the agent would never see a wall with bricks missing. We use ``life_loss_info``
+  instead: a lost life is a terminal for the learner while the game goes on.
+* After a lost life Breakout waits for FIRE. The step after a life loss therefore sends FIRE
+  (as baselines' FireResetEnv does inside reset) and is masked out of the loss.
+
+Rewards for learning are sign-clipped on Atari; the game score reported in ``finished`` is the
+unclipped sum over the full game (all lives), as the published anchors report it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+ATARI_DEFAULTS: dict[str, Any] = {
+    "frameskip": 4,
+    "stack_num": 4,
+    "img_height": 84,
+    "img_width": 84,
+    "noop_max": 30,
+    "repeat_action_probability": 0.0,
+    "max_num_frames_per_episode": 108_000,
+    "fire_after_life_loss": True,
+}
+
+# Readable action names for classic tasks (Atari names come from the ROM's action set).
+CLASSIC_ACTION_MEANINGS = {
+    "CartPole-v1": ["LEFT", "RIGHT"],
+    "CartPole-v0": ["LEFT", "RIGHT"],
+    "Acrobot-v1": ["TORQUE_NEG", "TORQUE_ZERO", "TORQUE_POS"],
+    "MountainCar-v0": ["LEFT", "NOOP", "RIGHT"],
+}
+
+
+class UnknownEnvError(KeyError):
+    """An environment id that neither gymnasium nor ALE knows."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+def is_atari(env_id: str) -> bool:
+    return env_id.startswith("ALE/") or env_id.endswith("NoFrameskip-v4")
+
+
+def atari_rom_name(env_id: str) -> str:
+    """``ALE/Breakout-v5`` or ``BreakoutNoFrameskip-v4`` -> ``breakout`` (ale_py ROM name)."""
+    game = env_id.removeprefix("ALE/").split("-")[0].removesuffix("NoFrameskip")
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", game).lower()
+
+
+def check_env_id(env_id: str) -> None:
+    """Raise ``UnknownEnvError`` naming the closest known ids when ``env_id`` does not exist."""
+    import difflib
+
+    if is_atari(env_id):
+        from ale_py import roms
+
+        if atari_rom_name(env_id) in roms.get_all_rom_ids():
+            return
+        known = [f"ALE/{r.title().replace('_', '')}-v5" for r in roms.get_all_rom_ids()]
+    else:
+        if env_id in gym.registry:
+            return
+        known = [k for k in gym.registry if not k.startswith("ALE/")]
+    close = difflib.get_close_matches(env_id, known, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise UnknownEnvError(f"unknown environment {env_id!r}{hint}")
+
+
+@dataclass
+class StepResult:
+    """One vector step. Arrays have a leading ``num_envs`` axis.
+
+    :ivar obs: observations to act on next (a new episode's first one where an episode ended).
+    :ivar reward: reward to learn from (sign-clipped on Atari).
+    :ivar terminated: the transition ended an episode for the learner (no bootstrap).
+    :ivar truncated: the episode was cut by a time limit (bootstrap from ``final_obs``).
+    :ivar final_obs: last observation of the ended episode, valid where ``truncated``.
+    :ivar learn_mask: ``False`` for transitions the agent did not choose (forced FIRE).
+    :ivar finished: ``(score, length)`` of full games that ended this step, unclipped.
+    """
+
+    obs: np.ndarray
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    final_obs: np.ndarray
+    learn_mask: np.ndarray
+    finished: list[tuple[float, int]] = field(default_factory=list)
+    finished_env_ids: list[int] = field(default_factory=list)
+
+
+class VectorEnv:
+    """Common interface over a same-step-autoreset gymnasium vector env."""
+
+    num_envs: int
+    single_observation_space: gym.spaces.Box
+    single_action_space: gym.spaces.Discrete
+    action_meanings: list[str]
+
+    def __init__(self, num_envs: int):
+        self.num_envs = num_envs
+        self._score = np.zeros(num_envs, dtype=np.float64)
+        self._length = np.zeros(num_envs, dtype=np.int64)
+
+    def _track_games(self, raw_reward: np.ndarray, game_over: np.ndarray) -> tuple[list, list]:
+        self._score += raw_reward
+        self._length += 1
+        ids = np.flatnonzero(game_over)
+        finished = [(float(self._score[i]), int(self._length[i])) for i in ids]
+        self._score[ids] = 0.0
+        self._length[ids] = 0
+        return finished, ids.tolist()
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        raise NotImplementedError
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._env.close()
+
+
+class ClassicVectorEnv(VectorEnv):
+    """gymnasium ``SyncVectorEnv`` in same-step autoreset mode (in-process: cheapest for toy tasks)."""
+
+    def __init__(self, env_id: str, num_envs: int, env_kwargs: dict | None = None):
+        super().__init__(num_envs)
+        kwargs = env_kwargs or {}
+        self._env = gym.vector.SyncVectorEnv(
+            [lambda: gym.make(env_id, **kwargs) for _ in range(num_envs)],
+            autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+        )
+        self.single_observation_space = self._env.single_observation_space
+        self.single_action_space = self._env.single_action_space
+        n = int(self.single_action_space.n)
+        self.action_meanings = CLASSIC_ACTION_MEANINGS.get(env_id, [str(i) for i in range(n)])
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        obs, _ = self._env.reset(seed=seed)
+        return obs
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        obs, reward, terminated, truncated, info = self._env.step(actions)
+        final_obs = obs.copy()
+        if "_final_obs" in info:
+            for i in np.flatnonzero(info["_final_obs"]):
+                final_obs[i] = info["final_obs"][i]
+        finished, ids = self._track_games(reward, terminated | truncated)
+        return StepResult(
+            obs=obs,
+            reward=reward.astype(np.float32),
+            terminated=terminated,
+            truncated=truncated,
+            final_obs=final_obs,
+            learn_mask=np.ones(self.num_envs, dtype=bool),
+            finished=finished,
+            finished_env_ids=ids,
+        )
+
+
+class AtariEnv(VectorEnv):
+    """ale_py ``AtariVectorEnv``; see the module docstring for life-loss handling.
+
+    :param for_training: sign-clip rewards and end the learner's episode at each lost life.
+    """
+
+    FIRE = 1
+
+    def __init__(self, env_id: str, num_envs: int, for_training: bool, settings: dict, num_threads: int = 0):
+        from ale_py.vector_env import AtariVectorEnv
+
+        super().__init__(num_envs)
+        self.for_training = for_training
+        self.fire_after_life_loss = settings["fire_after_life_loss"]
+        self._env = AtariVectorEnv(
+            atari_rom_name(env_id),
+            num_envs,
+            num_threads=num_threads,
+            frameskip=settings["frameskip"],
+            stack_num=settings["stack_num"],
+            img_height=settings["img_height"],
+            img_width=settings["img_width"],
+            noop_max=settings["noop_max"],
+            repeat_action_probability=settings["repeat_action_probability"],
+            max_num_frames_per_episode=settings["max_num_frames_per_episode"],
+            episodic_life=False,
+            life_loss_info=True,
+            reward_clipping=False,
+            use_fire_reset=True,
+            autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+        )
+        self.single_observation_space = self._env.single_observation_space
+        self.single_action_space = self._env.single_action_space
+        self.action_meanings = [a.name for a in self._env.ale.get_action_set()]
+        self._has_fire = len(self.action_meanings) > self.FIRE and self.action_meanings[self.FIRE] == "FIRE"
+        self._lives = np.zeros(num_envs, dtype=np.int64)
+        self._fire_next = np.zeros(num_envs, dtype=bool)
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        obs, info = self._env.reset(seed=seed)
+        self._lives = info["lives"].astype(np.int64)
+        self._fire_next[:] = False
+        return obs
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        actions = np.asarray(actions, dtype=np.int64).copy()
+        forced = self._fire_next & self._has_fire & self.fire_after_life_loss
+        actions[forced] = self.FIRE
+        obs, raw_reward, life_lost, truncated, info = self._env.step(actions)
+        lives = info["lives"].astype(np.int64)
+        # A game is over when a terminal does not lower the life counter: same-step autoreset
+        # has already restored full lives (or the game has no lives at all).
+        game_over = (life_lost & (lives >= self._lives)) | truncated
+        self._fire_next = life_lost & ~game_over
+        self._lives = lives
+        finished, ids = self._track_games(raw_reward.astype(np.float64), game_over)
+        terminated = life_lost if self.for_training else (life_lost & game_over)
+        reward = np.sign(raw_reward) if self.for_training else raw_reward
+        final_obs = info["final_obs"] if "final_obs" in info else obs
+        return StepResult(
+            obs=obs,
+            reward=reward.astype(np.float32),
+            terminated=terminated & ~truncated,
+            truncated=truncated,
+            final_obs=final_obs,
+            learn_mask=~forced,
+            finished=finished,
+            finished_env_ids=ids,
+        )
+
+
+def default_env_settings(env_id: str) -> dict[str, Any]:
+    """Settings recorded in a model's meta.json so evaluation rebuilds the training env."""
+    return dict(ATARI_DEFAULTS) if is_atari(env_id) else {}
+
+
+def make_vector_env(
+    env_id: str,
+    num_envs: int,
+    *,
+    for_training: bool = True,
+    settings: dict | None = None,
+    num_threads: int = 0,
+) -> VectorEnv:
+    """Build the vector env for ``env_id`` (raises ``UnknownEnvError`` for unknown ids).
+
+    :param for_training: Atari only: clip rewards and treat a lost life as terminal for learning.
+    :param settings: overrides of ``default_env_settings(env_id)``.
+    :param num_threads: Atari only: emulator threads (0 = one per core).
+    """
+    check_env_id(env_id)
+    merged = {**default_env_settings(env_id), **(settings or {})}
+    if is_atari(env_id):
+        return AtariEnv(env_id, num_envs, for_training, merged, num_threads=num_threads)
+    return ClassicVectorEnv(env_id, num_envs, merged)

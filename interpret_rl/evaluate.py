@@ -1,0 +1,108 @@
+"""Evaluate an agent the way the published anchors do.
+
+Full games with unclipped rewards (all lives on Atari), no sticky actions, up to 30 no-op starts,
+the stochastic policy. Sub-environments each play a fixed share of the episodes, so short games
+are not over-counted (taking "the first K games to finish" would bias the mean downwards).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from interpret_rl.agent import Agent
+from interpret_rl.envs import make_vector_env
+
+
+@dataclass
+class EvalResult:
+    scores: list[float]
+    lengths: list[int]
+    seed: int
+    deterministic: bool
+    frames: list[np.ndarray] = field(default_factory=list, repr=False)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.scores))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.scores))
+
+    def as_dict(self) -> dict:
+        return {"episodes": len(self.scores), "mean": round(self.mean, 3), "std": round(self.std, 3),
+                "min": float(np.min(self.scores)), "max": float(np.max(self.scores)),
+                "mean_length": float(np.mean(self.lengths)), "seed": self.seed,
+                "policy": "greedy" if self.deterministic else "stochastic"}
+
+
+def evaluate(agent: Agent, episodes: int = 10, seed: int = 0, deterministic: bool = False,
+             num_envs: int | None = None, record_first: bool = False, max_steps: int = 10_000_000) -> EvalResult:
+    """Play ``episodes`` full games and return their unclipped scores.
+
+    :param record_first: keep the frames of the first game of sub-environment 0 (for a video).
+    :param max_steps: safety stop on vector steps (a policy that never ends a game).
+    """
+    if episodes < 1:
+        raise ValueError(f"episodes must be at least 1, got {episodes}")
+    num_envs = num_envs or min(episodes, 8)
+    quotas = np.full(num_envs, episodes // num_envs)
+    quotas[: episodes % num_envs] += 1
+    done_counts = np.zeros(num_envs, dtype=int)
+    envs = make_vector_env(agent.env_id, num_envs, for_training=False, settings=agent.env_settings)
+    generator = torch.Generator(device=agent.device).manual_seed(seed)
+    scores, lengths, frames = [], [], []
+    try:
+        obs = envs.reset(seed=seed)
+        agent.network.eval()
+        for _ in range(max_steps):
+            if record_first and done_counts[0] == 0:
+                frames.append(observation_frame(obs[0]))
+            result = envs.step(agent.act(obs, deterministic=deterministic, generator=generator))
+            for env_index, (score, length) in zip(result.finished_env_ids, result.finished):
+                if done_counts[env_index] < quotas[env_index]:
+                    scores.append(score)
+                    lengths.append(length)
+                done_counts[env_index] += 1
+            obs = result.obs
+            if (done_counts >= quotas).all():
+                break
+        else:
+            raise RuntimeError(f"evaluation did not finish {episodes} episodes in {max_steps} steps")
+    finally:
+        envs.close()
+    return EvalResult(scores=scores, lengths=lengths, seed=seed, deterministic=deterministic, frames=frames)
+
+
+def observation_frame(obs: np.ndarray) -> np.ndarray:
+    """A picture of one observation: the newest stacked frame, or a bar chart of a vector."""
+    if obs.ndim == 3:  # (frames, H, W): newest frame last
+        return np.asarray(obs[-1], dtype=np.uint8)
+    values = np.asarray(obs, dtype=np.float32).reshape(-1)
+    height, bar = 64, 16
+    image = np.full((height, bar * len(values)), 255, dtype=np.uint8)
+    for i, v in enumerate(np.tanh(values)):
+        top, bottom = sorted((height // 2, int(height // 2 - v * (height // 2 - 2))))
+        image[top:bottom + 1, i * bar + 2:(i + 1) * bar - 2] = 0
+    return image
+
+
+def write_video(frames: list[np.ndarray], path: str | Path, fps: int = 30, scale: int = 4) -> Path:
+    """Write gray frames as .gif or .mp4 (upscaled ``scale`` times, nearest neighbour)."""
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    if path.suffix.lower() not in (".gif", ".mp4"):
+        raise ValueError(f"video file must end in .gif or .mp4, not {path.suffix or path.name!r}")
+    big = [np.kron(f, np.ones((scale, scale), dtype=np.uint8)) for f in frames]
+    if path.suffix.lower() == ".gif":
+        imageio.mimsave(path, big, duration=1000 / fps, loop=0)
+    else:
+        with imageio.get_writer(path, fps=fps, codec="libx264", macro_block_size=1) as writer:
+            for frame in big:
+                writer.append_data(frame)
+    return path

@@ -1,0 +1,207 @@
+"""The explanation-method contract and the registry plugins fill through ``register_methods``.
+
+A method is a class with a ``name``, a one-line ``description``, a ``kind`` ("attribution": a map
+shaped like the observation; "synthesis": an observation it creates), an ``Options`` dataclass
+(every field has a default; set from the CLI as ``-o <method>.<field>=<value>``) and ``explain``.
+See docs/methods-api.md for the full contract every method obeys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterator
+
+import numpy as np
+import torch
+
+from interpret_rl.plugin_manager import get_plugin_manager
+from interpret_rl.targets import Target
+
+KINDS = ("attribution", "synthesis")
+
+
+class UnknownMethodError(KeyError):
+    """No method of that name; the message suggests the closest registered names."""
+
+    def __str__(self) -> str:  # KeyError would show the message quoted
+        return str(self.args[0])
+
+
+class DuplicateMethodError(ValueError):
+    """Two plugins registered a method under the same name."""
+
+
+class NotApplicableError(ValueError):
+    """The method cannot explain this agent (e.g. gradcam on a network without a conv layer)."""
+
+
+@dataclass
+class Explanation:
+    """What ``Method.explain`` returns.
+
+    :ivar values: attribution: ``(B, *obs_shape)`` float, one map per observation;
+        synthesis: ``(S, *obs_shape)`` observations within the observation space's bounds.
+    :ivar extras: JSON-able numbers and lists (e.g. optim's ``activation``, ``dataset_examples``).
+    """
+
+    method: str
+    target: str
+    kind: str
+    values: torch.Tensor
+    extras: dict = field(default_factory=dict)
+
+
+class Method:
+    """Base class of explanation methods: subclasses set the class attributes and ``explain``."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    kind: ClassVar[str] = "attribution"
+
+    @dataclass
+    class Options:
+        """No options."""
+
+    def __init__(self, options: Any = None):
+        self.options = options if options is not None else self.Options()
+
+    def explain(self, agent, target: Target, observations: torch.Tensor) -> Explanation:
+        """Explain ``target`` on ``observations`` ``(B, *obs_shape)``; must leave agent and input as found."""
+        raise NotImplementedError
+
+    def _explanation(self, target: Target, values: torch.Tensor, **extras) -> Explanation:
+        return Explanation(method=self.name, target=target.spec, kind=self.kind,
+                           values=values.detach(), extras=extras)
+
+
+@contextmanager
+def seeded_rng(seed: int, device: torch.device | str = "cpu") -> Iterator[None]:
+    """Seed torch's and numpy's global RNGs inside the block and restore them after, for libraries
+    that draw from them (captum's GradientShap uses both, lucent torch's): same seed, same result,
+    and the caller's random streams untouched."""
+    device = torch.device(device)
+    numpy_state = np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            np.random.seed(seed)
+            yield
+    finally:
+        np.random.set_state(numpy_state)
+
+
+def _check_method_class(method: Any, plugin: str) -> None:
+    problems = [f"no {attr!r}" for attr in ("name", "description") if not isinstance(getattr(method, attr, None), str)]
+    if getattr(method, "kind", None) not in KINDS:
+        problems.append(f"kind must be one of {KINDS}")
+    if not dataclasses.is_dataclass(getattr(method, "Options", None)):
+        problems.append("Options must be a dataclass")
+    if problems:
+        raise TypeError(f"plugin {plugin!r} registered an invalid method {method!r}: {'; '.join(problems)}")
+
+
+def _collect() -> tuple[dict[str, type[Method]], dict[str, str]]:
+    """Call every plugin's ``register_methods`` one by one, so each method knows its owner."""
+    methods: dict[str, type[Method]] = {}
+    owners: dict[str, str] = {}
+    for impl in get_plugin_manager().hook.register_methods.get_hookimpls():
+        plugin = impl.plugin_name
+
+        def register(method: type[Method], plugin: str = plugin) -> None:
+            _check_method_class(method, plugin)
+            if method.name in methods:
+                raise DuplicateMethodError(f"method {method.name!r} is registered by both plugin "
+                                           f"{owners[method.name]!r} and plugin {plugin!r}")
+            methods[method.name] = method
+            owners[method.name] = plugin
+
+        impl.function(**{arg: register for arg in impl.argnames})
+    return dict(sorted(methods.items())), owners
+
+
+def registered_methods() -> dict[str, type[Method]]:
+    """Every registered method by name (sorted)."""
+    return _collect()[0]
+
+
+def method_plugins() -> dict[str, str]:
+    """Method name -> name of the plugin that registered it."""
+    return dict(sorted(_collect()[1].items()))
+
+
+def get_method(name: str) -> type[Method]:
+    """The method class called ``name``; ``UnknownMethodError`` suggests close names."""
+    methods = registered_methods()
+    if name in methods:
+        return methods[name]
+    close = difflib.get_close_matches(name, methods, n=3, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    raise UnknownMethodError(f"unknown method {name!r}{hint} (available: {', '.join(methods) or 'none'})")
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def convert_option(text: str, kind: Any) -> Any:
+    """Convert CLI text to ``kind``: bool, int, float, str, ``tuple[int, ...]``, ``X | None``."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        if text.strip().lower() == "none" and type(None) in args:
+            return None
+        return convert_option(text, next(a for a in args if a is not type(None)))
+    if origin is tuple:
+        items = [item.strip() for item in text.strip().strip("()[]").split(",") if item.strip()]
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(convert_option(item, args[0]) for item in items)
+        if args and len(items) != len(args):
+            raise ValueError(f"expected {len(args)} comma-separated values, got {text!r}")
+        return tuple(convert_option(item, a) for item, a in zip(items, args or [str] * len(items)))
+    if kind is bool:
+        if text.strip().lower() in _TRUE | _FALSE:
+            return text.strip().lower() in _TRUE
+        raise ValueError(f"expected true or false, got {text!r}")
+    if kind is str:
+        return text
+    if kind in (int, float):
+        try:
+            return kind(text.strip())
+        except ValueError:
+            raise ValueError(f"expected {kind.__name__}, got {text!r}") from None
+    raise ValueError(f"options of type {kind!r} cannot be set from text")
+
+
+def build_method(name: str, options: dict[str, Any] | None = None) -> Method:
+    """Instantiate method ``name`` with options given as text (``{"steps": "256"}``) or typed values."""
+    method = get_method(name)
+    hints = typing.get_type_hints(method.Options)
+    fields = [f.name for f in dataclasses.fields(method.Options)]
+    values = {}
+    for key, raw in (options or {}).items():
+        if key not in fields:
+            raise ValueError(f"unknown option {key!r} for method {name}; options: {', '.join(fields) or 'none'}")
+        if not isinstance(raw, str):
+            values[key] = raw
+            continue
+        try:
+            values[key] = convert_option(raw, hints[key])
+        except ValueError as err:
+            raise ValueError(f"option {name}.{key}: {err}") from None
+    return method(method.Options(**values))
+
+
+def parse_option_args(args: list[str]) -> dict[str, dict[str, str]]:
+    """``["optim.steps=256", "saliency.samples=8"]`` -> ``{"optim": {"steps": "256"}, "saliency": {...}}``."""
+    parsed: dict[str, dict[str, str]] = {}
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        method, dot, option = key.strip().partition(".")
+        if not (sep and dot and method and option):
+            raise ValueError(f"option {arg!r} must look like <method>.<option>=<value>")
+        parsed.setdefault(method, {})[option] = value
+    return parsed

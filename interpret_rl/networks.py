@@ -1,0 +1,137 @@
+"""Actor-critic networks.
+
+Every network maps a batch of raw observations to ``(logits, value)``:
+
+* input ``(B, *observation_shape)``, any dtype (uint8 frames are scaled inside the network, so
+  the rollout buffer can stay uint8 and explanation methods see the agent's real input scale),
+* ``logits``: ``(B, n_actions)``, unnormalised action scores of the policy,
+* ``value``: ``(B,)``, the critic's estimate (flat on purpose: a ``(B, 1)`` value against ``(B,)``
+  returns silently broadcasts to ``(B, B)``).
+
+Submodules have stable, readable names (``trunk.conv3``, ``policy``, ``value``) because targets
+of explanation methods are written with them (``conv3:12``, ``fc:100``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+def orthogonal_init(module: nn.Module, gain: float) -> None:
+    """Orthogonal weights with ``gain`` and zero biases (the A2C/PPO reference initialisation)."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Linear, nn.Conv2d)):
+            nn.init.orthogonal_(layer.weight, gain=gain)
+            nn.init.zeros_(layer.bias)
+
+
+class ActorCritic(nn.Module):
+    """Shared trunk, then a policy head and a value head.
+
+    Subclasses build ``self.trunk`` and set ``self.features`` (width of the trunk's output);
+    ``_finish_init`` adds the heads and the reference initialisation: gain sqrt(2) in the trunk,
+    0.01 on the policy logits (near-uniform first policy), 1.0 on the value head.
+    """
+
+    trunk: nn.Module
+    critic_trunk: nn.Module | None = None
+    """A separate trunk for the value head, or None when actor and critic share ``trunk``."""
+
+    def _finish_init(self, features: int, n_actions: int) -> None:
+        self.policy = nn.Linear(features, n_actions)
+        self.value = nn.Linear(features, 1)
+        orthogonal_init(self.trunk, math.sqrt(2))
+        if self.critic_trunk is not None:
+            orthogonal_init(self.critic_trunk, math.sqrt(2))
+        orthogonal_init(self.policy, 0.01)
+        orthogonal_init(self.value, 1.0)
+
+    def preprocess(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs.float()
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.preprocess(obs)
+        hidden = self.trunk(x)
+        critic_hidden = hidden if self.critic_trunk is None else self.critic_trunk(x)
+        return self.policy(hidden), self.value(critic_hidden).squeeze(-1)
+
+
+class MLPActorCritic(ActorCritic):
+    """MLP actor-critic for vector observations (CartPole and other toy tasks).
+
+    :param obs_dim: length of the observation vector.
+    :param n_actions: number of discrete actions.
+    :param hidden: widths of the hidden layers of the shared trunk.
+    :param activation: ``"tanh"`` or ``"relu"``.
+    :param shared_trunk: actor and critic share the hidden layers; if False the critic gets its
+        own copy (``critic_trunk``), as stable-baselines3's MlpPolicy does.
+    """
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden: Sequence[int] = (64, 64),
+                 activation: str = "tanh", shared_trunk: bool = True):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation {activation!r} is not one of {sorted(ACTIVATIONS)}")
+        self.trunk = self._mlp(obs_dim, hidden, activation)
+        if not shared_trunk:
+            self.critic_trunk = self._mlp(obs_dim, hidden, activation)
+        self._finish_init(hidden[-1] if hidden else obs_dim, n_actions)
+
+    @staticmethod
+    def _mlp(width: int, hidden: Sequence[int], activation: str) -> nn.Sequential:
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        for i, out in enumerate(hidden, start=1):
+            layers[f"fc{i}"] = nn.Linear(width, out)
+            layers[f"act{i}"] = ACTIVATIONS[activation]()
+            width = out
+        return nn.Sequential(layers)
+
+
+class NatureCNNActorCritic(ActorCritic):
+    """The DQN "Nature" CNN (Mnih et al. 2015) with policy and value heads.
+
+    Input: ``(B, frames, 84, 84)`` uint8 (channels-first, newest frame last), divided by 255 here.
+    conv 32x8x8/4 -> conv 64x4x4/2 -> conv 64x3x3/1 -> linear 512 -> heads.
+
+    :param in_channels: stacked frames (4 for the standard Atari setup).
+    :param n_actions: number of discrete actions.
+    :param hidden: width of the fully connected layer.
+    """
+
+    def __init__(self, in_channels: int, n_actions: int, hidden: int = 512):
+        super().__init__()
+        self.trunk = nn.Sequential(
+            OrderedDict(
+                conv1=nn.Conv2d(in_channels, 32, 8, stride=4),
+                relu1=nn.ReLU(),
+                conv2=nn.Conv2d(32, 64, 4, stride=2),
+                relu2=nn.ReLU(),
+                conv3=nn.Conv2d(64, 64, 3, stride=1),
+                relu3=nn.ReLU(),
+                flatten=nn.Flatten(),
+                fc=nn.Linear(64 * 7 * 7, hidden),
+                relu4=nn.ReLU(),
+            )
+        )
+        self._finish_init(hidden, n_actions)
+
+    def preprocess(self, obs: torch.Tensor) -> torch.Tensor:
+        # Scaling lives in the network so buffers stay uint8 (4x less memory) and every
+        # explanation method sees the same input scale as the environment produces.
+        x = obs.float() / 255.0
+        # channels-last makes oneDNN's CPU convolutions (forward and backward) about 1.6x faster
+        # (measured: batch 80 fwd+bwd 77 -> 48 ms on 2 cores); values are unchanged.
+        return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+
+BUILTIN_ARCHITECTURES: dict[str, type[nn.Module]] = {
+    "mlp": MLPActorCritic,
+    "nature-cnn": NatureCNNActorCritic,
+}

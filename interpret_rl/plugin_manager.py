@@ -1,0 +1,76 @@
+"""Loads plugins from the ``interpret_rl`` entry-point group.
+
+A plugin that fails to import costs one warning and nothing else (``--help`` and every other
+method keep working); set ``INTERPRET_RL_STRICT_PLUGINS=1`` to make that failure fatal while
+writing a plugin.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from importlib.metadata import entry_points
+
+import pluggy
+
+from interpret_rl import hookspecs
+
+GROUP = "interpret_rl"
+STRICT_ENV = "INTERPRET_RL_STRICT_PLUGINS"
+
+_manager: pluggy.PluginManager | None = None
+# Plugins that failed to load: entry-point name -> one-line reason (shown by `interpret-rl plugins`).
+load_errors: dict[str, str] = {}
+
+
+class PluginLoadWarning(UserWarning):
+    pass
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    for ep in entry_points(group=GROUP):
+        if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+            continue
+        try:
+            pm.register(ep.load(), name=ep.name)
+        except Exception as err:  # a broken third-party plugin must not break the tool
+            if os.environ.get(STRICT_ENV):
+                raise
+            load_errors[ep.name] = f"{type(err).__name__}: {err}"
+            warnings.warn(f"interpret-rl plugin {ep.name!r} ({ep.value}) failed to load: "
+                          f"{type(err).__name__}: {err}", PluginLoadWarning, stacklevel=2)
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    """The process-wide plugin manager, loading entry points on first use."""
+    global _manager
+    if _manager is None:
+        pm = pluggy.PluginManager(GROUP)
+        pm.add_hookspecs(hookspecs)
+        _load_entry_points(pm)
+        pm.check_pending()
+        _manager = pm
+    return _manager
+
+
+def reset_plugin_manager() -> None:
+    """Forget loaded plugins (tests use it after registering throwaway plugins)."""
+    global _manager
+    _manager = None
+    load_errors.clear()
+
+
+def plugin_name_of(plugin: object) -> str:
+    return get_plugin_manager().get_name(plugin) or getattr(plugin, "__name__", repr(plugin))
+
+
+def registered_architectures() -> dict[str, type]:
+    found: dict[str, type] = {}
+
+    def register(name: str, network_class: type) -> None:
+        if name in found:
+            raise ValueError(f"architecture {name!r} registered twice")
+        found[name] = network_class
+
+    get_plugin_manager().hook.register_architectures(register=register)
+    return found

@@ -1,0 +1,352 @@
+"""The model registry: trained agents saved safely, listed, and loaded by name.
+
+A model is a folder holding ``model.safetensors`` (weights only) and ``meta.json`` (strings and
+numbers only: env id and settings, spaces, architecture and its arguments, steps trained, seed,
+scores, library versions, sha256 of every file). Nothing is ever unpickled. Bundled models ship
+inside the package (``interpret_rl/bundled``); user models live in ``$INTERPRET_RL_HOME/models``
+(default ``~/.interpret-rl/models``). Every write is atomic (see ``atomic.py``) and meta.json is
+written last, so a crash mid-checkpoint leaves the previous checkpoint loadable.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import difflib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
+
+from interpret_rl.agent import Agent, build_network
+from interpret_rl.atomic import atomic_write_bytes, atomic_write_text, sha256_bytes, sha256_file
+
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+OPTIMIZER = "optimizer.safetensors"
+META = "meta.json"
+BUNDLED_DIR = Path(__file__).parent / "bundled"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+# meta.json keys a loader relies on, with their JSON types.
+REQUIRED_META: dict[str, type | tuple[type, ...]] = {
+    "format_version": int,
+    "env_id": str,
+    "env_settings": dict,
+    "architecture": str,
+    "architecture_args": dict,
+    "observation_space": dict,
+    "action_space": dict,
+    "action_meanings": list,
+    "steps_trained": int,
+    "files": dict,
+}
+
+
+class ModelNotFoundError(KeyError):
+    """No registered model has this name (the message suggests the closest names)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class InvalidNameError(ValueError):
+    """A model name that could escape the registry folder or is otherwise unusable."""
+
+
+class ModelLoadError(ValueError):
+    """A model folder that cannot be trusted or used; the message names the path and the reason."""
+
+
+class SpaceMismatchError(ModelLoadError):
+    """The checkpoint's observation or action space does not match the environment."""
+
+
+def home() -> Path:
+    return Path(os.environ.get("INTERPRET_RL_HOME", Path.home() / ".interpret-rl")).expanduser()
+
+
+def user_models_dir() -> Path:
+    return home() / "models"
+
+
+def check_name(name: str) -> str:
+    if not NAME_PATTERN.match(name):
+        raise InvalidNameError(f"invalid model name {name!r}: use letters, digits, '.', '_' or '-' (max 64)")
+    return name
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    path: Path
+    bundled: bool
+    meta: dict
+
+    @property
+    def score(self) -> dict | None:
+        return self.meta.get("evaluation")
+
+
+def _model_dirs() -> list[tuple[Path, bool]]:
+    found = []
+    for root, bundled in ((BUNDLED_DIR, True), (user_models_dir(), False)):
+        if root.is_dir():
+            found += [(p, bundled) for p in sorted(root.iterdir()) if (p / META).is_file()]
+    return found
+
+
+def list_models() -> list[ModelInfo]:
+    """Bundled models first, then the user's; a folder with an unreadable meta.json is skipped."""
+    models = []
+    for path, bundled in _model_dirs():
+        try:
+            meta = read_meta(path)
+        except ModelLoadError:
+            continue
+        models.append(ModelInfo(name=path.name, path=path, bundled=bundled, meta=meta))
+    return models
+
+
+def resolve(name_or_path: str | os.PathLike) -> Path:
+    """A registered name (user models shadow bundled ones) or a folder path -> model folder."""
+    text = str(name_or_path)
+    candidate = Path(text).expanduser()
+    if os.sep in text or text.startswith("."):
+        if (candidate / META).is_file():
+            return candidate
+        raise ModelNotFoundError(f"no model at {text!r} (a model folder holds {META} and {WEIGHTS})")
+    for root in (user_models_dir(), BUNDLED_DIR):
+        if (root / text / META).is_file():
+            return root / text
+    names = sorted({p.name for p, _ in _model_dirs()})
+    close = difflib.get_close_matches(text, names, n=3, cutoff=0.4)
+    hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(names) or 'none'}"
+    raise ModelNotFoundError(f"unknown model {text!r}; {hint}")
+
+
+def read_meta(path: str | os.PathLike) -> dict:
+    """meta.json of a model folder, with its keys and types checked."""
+    meta_path = Path(path) / META
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelLoadError(f"{meta_path}: unreadable meta.json ({err})") from None
+    if not isinstance(meta, dict):
+        raise ModelLoadError(f"{meta_path}: meta.json must hold an object, not {type(meta).__name__}")
+    for key, kind in REQUIRED_META.items():
+        if key not in meta:
+            raise ModelLoadError(f"{meta_path}: meta.json lacks {key!r}")
+        if not isinstance(meta[key], kind) or (kind is int and isinstance(meta[key], bool)):
+            raise ModelLoadError(f"{meta_path}: meta.json field {key!r} must be {kind.__name__}, "
+                                 f"not {type(meta[key]).__name__}")
+    if meta["format_version"] > FORMAT_VERSION:
+        raise ModelLoadError(f"{meta_path}: format_version {meta['format_version']} is newer than this "
+                             f"interpret-rl understands ({FORMAT_VERSION}); upgrade interpret-rl")
+    return meta
+
+
+def _read_verified(path: Path, filename: str, meta: dict) -> bytes:
+    file_path = path / filename
+    expected = meta["files"].get(filename)
+    if not isinstance(expected, str):
+        raise ModelLoadError(f"{file_path}: meta.json records no sha256 for {filename}")
+    try:
+        data = file_path.read_bytes()
+    except OSError as err:
+        raise ModelLoadError(f"{file_path}: cannot read ({err.strerror})") from None
+    if sha256_bytes(data) != expected:
+        raise ModelLoadError(f"{file_path}: sha256 does not match meta.json (file changed or corrupt)")
+    return data
+
+
+def _load_tensors(file_path: Path, data: bytes) -> dict[str, torch.Tensor]:
+    if not data:
+        raise ModelLoadError(f"{file_path}: empty file, not safetensors")
+    try:
+        return load_safetensors_bytes(data)
+    except (SafetensorError, ValueError, RuntimeError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ModelLoadError(f"{file_path}: not a valid safetensors file ({reason})") from None
+
+
+def check_spaces(meta: dict, observation_space: dict, action_space: dict, where: str = "") -> None:
+    """Refuse a checkpoint whose spaces differ from the environment's, before any weights load."""
+    for label, recorded, actual in (("observation", meta["observation_space"], observation_space),
+                                    ("action", meta["action_space"], action_space)):
+        keys = ("type", "shape", "dtype") if label == "observation" else ("type", "n")
+        want = {k: recorded.get(k) for k in keys}
+        got = {k: actual.get(k) for k in keys}
+        if want != got:
+            raise SpaceMismatchError(f"{where}: {label} space of the checkpoint {want} does not match "
+                                     f"the environment's {got}")
+
+
+def load_agent(name_or_path: str | os.PathLike, device: str | torch.device = "cpu",
+               snapshot: str | None = None) -> Agent:
+    """Load a registered model by name or folder. Never unpickles; verifies every sha256.
+
+    :param snapshot: file name of a training snapshot under ``checkpoints/`` instead of the final weights.
+    """
+    path = resolve(name_or_path)
+    meta = read_meta(path)
+    filename = f"checkpoints/{snapshot}" if snapshot else WEIGHTS
+    state = _load_tensors(path / filename, _read_verified(path, filename, meta))
+    try:
+        network = build_network(meta["architecture"], meta["architecture_args"])
+    except (TypeError, KeyError, ValueError) as err:
+        raise ModelLoadError(f"{path / META}: cannot build {meta['architecture']!r} ({err})") from None
+    try:
+        network.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first = str(err).splitlines()[0]
+        raise ModelLoadError(f"{path / filename}: weights do not fit {meta['architecture']!r} ({first})") from None
+    network.to(device).eval()
+    return Agent(network=network, env_id=meta["env_id"], env_settings=meta["env_settings"],
+                 architecture=meta["architecture"], architecture_args=meta["architecture_args"],
+                 observation_space=meta["observation_space"], action_space=meta["action_space"],
+                 action_meanings=meta["action_meanings"], steps_trained=meta["steps_trained"],
+                 name=path.name, meta=meta)
+
+
+def load_optimizer_state(path: str | os.PathLike, optimizer: torch.optim.Optimizer) -> None:
+    """Restore optimizer tensors written by ``save_checkpoint`` (for ``train --resume``)."""
+    path = Path(path)
+    meta = read_meta(path)
+    tensors = _load_tensors(path / OPTIMIZER, _read_verified(path, OPTIMIZER, meta))
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, tensor in tensors.items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = tensor
+    current = optimizer.state_dict()
+    optimizer.load_state_dict({"state": state, "param_groups": current["param_groups"]})
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("interpret-rl", "torch", "gymnasium", "ale-py", "numpy", "safetensors"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+def _state_bytes(network: torch.nn.Module) -> bytes:
+    state = {k: v.detach().to("cpu").contiguous() for k, v in network.state_dict().items()}
+    return save_safetensors_bytes(state)
+
+
+def _optimizer_bytes(optimizer: torch.optim.Optimizer) -> bytes:
+    tensors = {}
+    for index, state in optimizer.state_dict()["state"].items():
+        for name, value in state.items():
+            tensor = value if torch.is_tensor(value) else torch.tensor(value)
+            tensors[f"{index}.{name}"] = tensor.detach().to("cpu").contiguous()
+    return save_safetensors_bytes(tensors)
+
+
+def build_meta(agent: Agent, files: dict[str, str], **extra: Any) -> dict:
+    meta = dict(agent.meta)
+    meta.update({
+        "format_version": FORMAT_VERSION,
+        "env_id": agent.env_id,
+        "env_settings": agent.env_settings,
+        "architecture": agent.architecture,
+        "architecture_args": agent.architecture_args,
+        "observation_space": agent.observation_space,
+        "action_space": agent.action_space,
+        "action_meanings": agent.action_meanings,
+        "steps_trained": int(agent.steps_trained),
+        "saved_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "versions": _versions(),
+        "files": files,
+    })
+    meta.update({k: v for k, v in extra.items() if v is not None})
+    return meta
+
+
+def save_agent(agent: Agent, out_dir: str | os.PathLike, optimizer: torch.optim.Optimizer | None = None,
+               keep_snapshot: bool = False, **extra: Any) -> Path:
+    """Write ``agent`` into ``out_dir`` (weights, optional optimizer state, then meta.json last).
+
+    ``extra`` fields (``config``, ``training``, ``evaluation``...) are merged into meta.json.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    previous = read_meta(out_dir) if (out_dir / META).is_file() else {}
+    files = {k: v for k, v in previous.get("files", {}).items() if k.startswith("checkpoints/")}
+    weights = _state_bytes(agent.network)
+    atomic_write_bytes(out_dir / WEIGHTS, weights)
+    files[WEIGHTS] = sha256_bytes(weights)
+    if keep_snapshot:
+        name = f"checkpoints/step_{agent.steps_trained:012d}.safetensors"
+        atomic_write_bytes(out_dir / name, weights)
+        files[name] = files[WEIGHTS]
+    if optimizer is not None:
+        optimizer_bytes = _optimizer_bytes(optimizer)
+        atomic_write_bytes(out_dir / OPTIMIZER, optimizer_bytes)
+        files[OPTIMIZER] = sha256_bytes(optimizer_bytes)
+    for extra_file in ("training_curve.csv", "training_curve.png"):
+        if (out_dir / extra_file).is_file():
+            files[extra_file] = sha256_file(out_dir / extra_file)
+    meta = build_meta(agent, files, **{**{k: previous.get(k) for k in ("evaluation",)}, **extra})
+    atomic_write_text(out_dir / META, json.dumps(meta, indent=2, sort_keys=True, allow_nan=False))
+    agent.meta = meta
+    return out_dir
+
+
+def save_checkpoint(agent: Agent, out_dir, config, optimizer, summary: dict, keep_snapshot: bool) -> Path:
+    """Called by the trainer: weights + optimizer state + config + training summary."""
+    import dataclasses
+
+    return save_agent(agent, out_dir, optimizer=optimizer, keep_snapshot=keep_snapshot,
+                      config=dataclasses.asdict(config), seed=config.seed, training=summary)
+
+
+def update_meta(path: str | os.PathLike, **fields: Any) -> dict:
+    """Add or replace top-level meta.json fields (e.g. ``evaluation``) atomically."""
+    path = Path(path)
+    meta = read_meta(path)
+    meta.update(fields)
+    atomic_write_text(path / META, json.dumps(meta, indent=2, sort_keys=True, allow_nan=False))
+    return meta
+
+
+def snapshots(name_or_path: str | os.PathLike) -> list[tuple[int, str]]:
+    """(step, file name) of the training snapshots a model keeps, oldest first."""
+    meta = read_meta(resolve(name_or_path))
+    found = []
+    for key in meta["files"]:
+        match = re.fullmatch(r"checkpoints/step_(\d+)\.safetensors", key)
+        if match:
+            found.append((int(match.group(1)), key.split("/", 1)[1]))
+    return sorted(found)
+
+
+def export_model(name_or_path: str | os.PathLike, dest: str | os.PathLike, with_optimizer: bool = False) -> Path:
+    """Copy a model to ``dest`` (a new folder): weights, meta.json and training curve, without the
+    optimizer state and weight snapshots unless asked. Used to bundle models and to share them."""
+    src = resolve(name_or_path)
+    meta = read_meta(src)
+    dest = Path(dest)
+    if (dest / META).exists():
+        raise FileExistsError(f"{dest} already holds a model; remove it first")
+    keep = [WEIGHTS, "training_curve.csv", "training_curve.png"] + ([OPTIMIZER] if with_optimizer else [])
+    files = {}
+    for filename in keep:
+        if (src / filename).is_file():
+            data = _read_verified(src, filename, meta) if filename in meta["files"] else (src / filename).read_bytes()
+            atomic_write_bytes(dest / filename, data)
+            files[filename] = sha256_bytes(data)
+    exported = {**meta, "files": files}
+    atomic_write_text(dest / META, json.dumps(exported, indent=2, sort_keys=True, allow_nan=False))
+    return dest

@@ -1,0 +1,112 @@
+"""What a training run reports: a progress bar, the CSV training curve, TensorBoard scalars."""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from collections import deque
+from pathlib import Path
+
+CSV_COLUMNS = [
+    "step", "seconds", "fps", "ep_rew_mean", "ep_len_mean", "episodes",
+    "policy_loss", "value_loss", "entropy", "explained_variance", "grad_norm", "lr",
+]
+
+# SB3-style TensorBoard keys, so existing dashboards and habits carry over.
+TENSORBOARD_KEYS = {
+    "ep_rew_mean": "rollout/ep_rew_mean", "ep_len_mean": "rollout/ep_len_mean", "fps": "time/fps",
+    "policy_loss": "train/policy_loss", "value_loss": "train/value_loss", "entropy": "train/entropy",
+    "explained_variance": "train/explained_variance", "grad_norm": "train/grad_norm", "lr": "train/learning_rate",
+}
+
+
+class TrainingLog:
+    """Collects finished games and writes a curve row every ``config.log_every_steps``.
+
+    Returns are those of full games with unclipped rewards (the score a person would report).
+    """
+
+    def __init__(self, out_dir, config, start_steps: int = 0, progress: bool = False,
+                 tensorboard: bool = False):
+        self.config = config
+        self._last_steps = start_steps
+        self._next_log = start_steps + config.log_every_steps
+        self.returns: deque[float] = deque(maxlen=100)
+        self.lengths: deque[int] = deque(maxlen=100)
+        self.episodes = 0
+        self.rows: list[dict] = []
+        self._start = self._last_time = time.perf_counter()
+        self.csv_path: Path | None = None
+        self._csv_file = self._csv = None
+        if out_dir is not None:
+            self.csv_path = Path(out_dir) / "training_curve.csv"
+            self.csv_path.parent.mkdir(parents=True, exist_ok=True)
+            resuming = self.csv_path.exists() and self.csv_path.stat().st_size > 0
+            self._csv_file = open(self.csv_path, "a", newline="")
+            self._csv = csv.DictWriter(self._csv_file, fieldnames=CSV_COLUMNS)
+            if not resuming:
+                self._csv.writeheader()
+        self._tb = None
+        if tensorboard and out_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(Path(out_dir) / "tensorboard"))
+        self._bar = None
+        if progress:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=config.total_steps, initial=start_steps, unit="step", unit_scale=True,
+                             dynamic_ncols=True)
+
+    def record_games(self, finished: list[tuple[float, int]]) -> None:
+        for score, length in finished:
+            self.returns.append(score)
+            self.lengths.append(length)
+            self.episodes += 1
+
+    def mean_return(self) -> float:
+        return sum(self.returns) / len(self.returns) if self.returns else float("nan")
+
+    def should_log(self, steps: int) -> bool:
+        if self._bar is not None:
+            self._bar.update(steps - self._bar.n)
+        return steps >= self._next_log
+
+    def write(self, steps: int, stats: dict) -> None:
+        self._next_log = steps + self.config.log_every_steps
+        now = time.perf_counter()
+        fps = (steps - self._last_steps) / max(now - self._last_time, 1e-9)
+        self._last_time, self._last_steps = now, steps
+        row = {
+            "step": steps,
+            "seconds": round(now - self._start, 3),
+            "fps": round(fps, 1),
+            "ep_rew_mean": self.mean_return(),
+            "ep_len_mean": sum(self.lengths) / len(self.lengths) if self.lengths else float("nan"),
+            "episodes": self.episodes,
+            **{k: stats.get(k, float("nan")) for k in CSV_COLUMNS[6:]},
+        }
+        self.rows.append(row)
+        if self._csv is not None:
+            self._csv.writerow(row)
+            self._csv_file.flush()
+        if self._tb is not None:
+            for key, tag in TENSORBOARD_KEYS.items():
+                value = row.get(key)
+                if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                    self._tb.add_scalar(tag, value, steps)
+        if self._bar is not None:
+            self._bar.set_postfix(fps=f"{fps:.0f}", ep_rew_mean=f"{row['ep_rew_mean']:.1f}", refresh=False)
+
+    def summary(self) -> dict:
+        mean = self.mean_return()
+        return {"mean_return_100": None if math.isnan(mean) else round(mean, 3), "episodes": self.episodes}
+
+    def close(self, steps: int) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        if self._csv_file is not None:
+            self._csv_file.close()
+        if self._tb is not None:
+            self._tb.close()
