@@ -8,7 +8,7 @@ given in a comment there.
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import math
 import os
 import time
@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from interpret_rl.agent import Agent, build_network
 from interpret_rl.envs import default_env_settings, is_atari, make_vector_env
+from interpret_rl.interrupts import TrainingInterrupted, stop_on_signals
 from interpret_rl.rmsprop_tf import RMSpropTF
 from interpret_rl.training_log import TrainingLog
 
@@ -250,8 +251,8 @@ def train(config: A2CConfig, *, out_dir: str | Path | None = None, progress: boo
     reached_at = None
     next_checkpoint = steps + config.checkpoint_every_steps
     start = time.perf_counter()
-    try:
-        while steps < config.total_steps:
+    with stop_on_signals() as stop, _closing(envs, log, lambda: steps):
+        while steps < config.total_steps and not stop:
             if config.lr_schedule == "linear":
                 for group in optimizer.param_groups:
                     group["lr"] = config.lr * max(0.0, 1.0 - steps / config.total_steps)
@@ -309,16 +310,22 @@ def train(config: A2CConfig, *, out_dir: str | Path | None = None, progress: boo
                 next_checkpoint += config.checkpoint_every_steps
                 registry.save_checkpoint(agent, out_dir, config, optimizer, log.summary(),
                                          keep_snapshot=config.keep_checkpoints)
-    finally:
-        envs.close()
-        log.close(steps)
-    seconds = time.perf_counter() - start
-    if out_dir is not None:
-        registry.save_checkpoint(agent, out_dir, config, optimizer, log.summary(),
-                                 keep_snapshot=config.keep_checkpoints)
+        seconds = time.perf_counter() - start
+        # Only completed updates reach this point (a non-finite loss raised above), so what is
+        # saved is always a consistent, finite checkpoint.
+        if out_dir is not None:
+            registry.save_checkpoint(agent, out_dir, config, optimizer, log.summary(),
+                                     keep_snapshot=config.keep_checkpoints)
+        if stop:
+            raise TrainingInterrupted(stop.signum, steps)
     return TrainResult(agent=agent, steps=steps, seconds=seconds, mean_return=log.mean_return(),
                        reached_target_at=reached_at, curve_path=log.csv_path)
 
 
-def config_to_dict(config: A2CConfig) -> dict[str, Any]:
-    return dataclasses.asdict(config)
+@contextlib.contextmanager
+def _closing(envs, log, current_steps):
+    try:
+        yield
+    finally:
+        envs.close()
+        log.close(current_steps())

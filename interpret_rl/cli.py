@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from pathlib import Path
@@ -106,8 +107,24 @@ def train(env_id, preset, steps, name, seed, device, num_envs, n_steps, lr, targ
                                 keep_checkpoints=keep_checkpoints or None,
                                 checkpoint_every_steps=checkpoint_every)
     click.echo(f"training {name}: {env_id}, preset {preset}, {config.total_steps:,} steps, seed {seed}", err=True)
-    result = train_agent(config, out_dir=out_dir, progress=not quiet, tensorboard=tensorboard)
+    with _training_outcomes(name):
+        result = train_agent(config, out_dir=out_dir, progress=not quiet, tensorboard=tensorboard)
     _finish_training(result, name, out_dir, eval_episodes, seed)
+
+
+@contextlib.contextmanager
+def _training_outcomes(name: str):
+    """Interrupted: say what was kept and exit 130/143. Non-finite loss: one line, exit 1."""
+    from interpret_rl.a2c import NonFiniteLossError
+    from interpret_rl.interrupts import TrainingInterrupted
+
+    try:
+        yield
+    except TrainingInterrupted as stop:
+        click.echo(f"{stop}; checkpoint saved. Continue with: interpret-rl train --resume {name}", err=True)
+        sys.exit(stop.exit_code)
+    except NonFiniteLossError as err:
+        raise click.ClickException(f"{err} (model {name!r})") from None
 
 
 def _resume(name, steps, device, tensorboard, eval_episodes, quiet):
@@ -125,8 +142,9 @@ def _resume(name, steps, device, tensorboard, eval_episodes, quiet):
         raise UserError(f"--resume {name}: already trained {agent.steps_trained:,} of {config.total_steps:,} "
                         f"steps; pass a larger --steps")
     click.echo(f"resuming {name} at step {agent.steps_trained:,} of {config.total_steps:,}", err=True)
-    result = train_agent(config, out_dir=out_dir, progress=not quiet, tensorboard=tensorboard,
-                         agent=agent, resume=True)
+    with _training_outcomes(name):
+        result = train_agent(config, out_dir=out_dir, progress=not quiet, tensorboard=tensorboard,
+                             agent=agent, resume=True)
     _finish_training(result, name, out_dir, eval_episodes, config.seed)
 
 

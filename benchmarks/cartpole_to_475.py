@@ -1,0 +1,85 @@
+"""Env steps and wall seconds until the 100-episode mean return first reaches 475 on CartPole-v1.
+
+Ours (preset ``cartpole``) and stable-baselines3 A2C with its rl-zoo settings (8 envs, 5 steps,
+RMSprop 7e-4, ent_coef 0), seed by seed, alternating in one process so both see the same machine
+load. Prints one line per run and the medians with their ratio.
+
+    pip install -e ".[bench]"
+    python benchmarks/cartpole_to_475.py --seeds 0 1 2 3 4 [--preset paper] [--skip-sb3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+TARGET = 475.0
+BUDGET = 1_000_000
+
+
+def run_ours(seed: int, preset: str) -> tuple[int | None, float]:
+    from interpret_rl.a2c import config_from_preset, train
+
+    config = config_from_preset(preset, seed=seed, total_steps=BUDGET, target_return=TARGET,
+                                log_every_steps=10**9)
+    result = train(config)
+    return result.reached_target_at, result.seconds
+
+
+def run_sb3(seed: int) -> tuple[int | None, float]:
+    from stable_baselines3 import A2C
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+
+    class StopAtTarget(BaseCallback):
+        reached: int | None = None
+
+        def _on_step(self) -> bool:
+            buffer = self.model.ep_info_buffer
+            if len(buffer) and sum(e["r"] for e in buffer) / len(buffer) >= TARGET:
+                self.reached = self.num_timesteps
+                return False
+            return True
+
+    env = make_vec_env("CartPole-v1", n_envs=8, seed=seed)
+    model = A2C("MlpPolicy", env, ent_coef=0.0, seed=seed, device="cpu", verbose=0)
+    callback = StopAtTarget()
+    start = time.perf_counter()
+    model.learn(BUDGET, callback=callback)
+    return callback.reached, time.perf_counter() - start
+
+
+def summary(label: str, runs: list[tuple[int | None, float]]) -> tuple[float, float]:
+    steps = [s if s is not None else float("inf") for s, _ in runs]
+    seconds = [t for _, t in runs]
+    med_steps, med_seconds = statistics.median(steps), statistics.median(seconds)
+    print(f"{label:>5}: median {med_steps:,.0f} steps (range {min(steps):,.0f}-{max(steps):,.0f}), "
+          f"median {med_seconds:.1f} s (range {min(seconds):.1f}-{max(seconds):.1f})")
+    return med_steps, med_seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--preset", default="cartpole")
+    parser.add_argument("--skip-sb3", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # both libraries on one thread: the fastest setting for a small MLP
+    ours, theirs = [], []
+    for seed in args.seeds:
+        ours.append(run_ours(seed, args.preset))
+        print(f"ours  seed {seed}: {ours[-1][0]} steps, {ours[-1][1]:.1f} s", flush=True)
+        if not args.skip_sb3:
+            theirs.append(run_sb3(seed))
+            print(f"sb3   seed {seed}: {theirs[-1][0]} steps, {theirs[-1][1]:.1f} s", flush=True)
+    ours_steps, ours_seconds = summary("ours", ours)
+    if theirs:
+        sb3_steps, sb3_seconds = summary("sb3", theirs)
+        print(f"ratio ours/sb3: steps {ours_steps / sb3_steps:.2f}, wall time {ours_seconds / sb3_seconds:.2f}")
+
+
+if __name__ == "__main__":
+    main()
