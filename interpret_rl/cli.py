@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from interpret_rl import registry
+from interpret_rl.distributed import Ranks
 from interpret_rl.envs import UnknownEnvError, check_env_id, is_atari
 
 
@@ -95,7 +96,8 @@ def train(env_id, preset, steps, name, seed, device, num_envs, n_steps, lr, targ
     check_env_id(env_id)
     name = registry.check_name(name or f"{env_id.removeprefix('ALE/').split('-')[0].lower()}-a2c")
     out_dir = registry.user_models_dir() / name
-    if (out_dir / registry.META).exists() and not force:
+    main_rank = Ranks().is_main  # under torchrun only rank 0 checks, saves and evaluates
+    if main_rank and (out_dir / registry.META).exists() and not force:
         raise UserError(f"model {name!r} already exists at {out_dir}; pick another --name or pass --force")
     if device.startswith("cuda"):
         import torch
@@ -109,7 +111,8 @@ def train(env_id, preset, steps, name, seed, device, num_envs, n_steps, lr, targ
     click.echo(f"training {name}: {env_id}, preset {preset}, {config.total_steps:,} steps, seed {seed}", err=True)
     with _training_outcomes(name):
         result = train_agent(config, out_dir=out_dir, progress=not quiet, tensorboard=tensorboard)
-    _finish_training(result, name, out_dir, eval_episodes, seed)
+    if main_rank:
+        _finish_training(result, name, out_dir, eval_episodes, seed)
 
 
 @contextlib.contextmanager
@@ -145,7 +148,8 @@ def _resume(name, steps, device, tensorboard, eval_episodes, quiet):
     with _training_outcomes(name):
         result = train_agent(config, out_dir=out_dir, progress=not quiet, tensorboard=tensorboard,
                              agent=agent, resume=True)
-    _finish_training(result, name, out_dir, eval_episodes, config.seed)
+    if Ranks().is_main:
+        _finish_training(result, name, out_dir, eval_episodes, config.seed)
 
 
 def _finish_training(result, name, out_dir, eval_episodes, seed):

@@ -110,6 +110,8 @@ def _collect() -> tuple[dict[str, type[Method]], dict[str, str]]:
     methods: dict[str, type[Method]] = {}
     owners: dict[str, str] = {}
     for impl in get_plugin_manager().hook.register_methods.get_hookimpls():
+        if impl.hookwrapper or impl.wrapper:  # wrappers wrap other plugins' calls; they register nothing
+            continue
         plugin = impl.plugin_name
 
         def register(method: type[Method], plugin: str = plugin) -> None:
@@ -120,7 +122,7 @@ def _collect() -> tuple[dict[str, type[Method]], dict[str, str]]:
             methods[method.name] = method
             owners[method.name] = plugin
 
-        impl.function(**{arg: register for arg in impl.argnames})
+        impl.function(**{arg: register for arg in impl.argnames})  # "register" is the only hook argument
     return dict(sorted(methods.items())), owners
 
 

@@ -41,8 +41,12 @@ class ActorCritic(nn.Module):
     """
 
     trunk: nn.Module
-    critic_trunk: nn.Module | None = None
-    """A separate trunk for the value head, or None when actor and critic share ``trunk``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # A separate trunk for the value head, or None when actor and critic share ``trunk``.
+        # (Set here, not as a class attribute: a class-level None would hide the submodule.)
+        self.critic_trunk: nn.Module | None = None
 
     def _finish_init(self, features: int, n_actions: int) -> None:
         self.policy = nn.Linear(features, n_actions)

@@ -154,6 +154,7 @@ def test_rmsprop_tf_puts_eps_inside_the_sqrt_and_starts_the_average_at_one():
 def test_presets_pin_their_reference_settings():
     assert isinstance(make_optimizer([torch.nn.Parameter(torch.zeros(1))], config_from_preset("cartpole")), RMSpropTF)
     breakout = config_from_preset("breakout")
+    assert config_from_preset("cartpole").lr == 2e-3
     assert (breakout.num_envs, breakout.n_steps, breakout.lr, breakout.ent_coef, breakout.max_grad_norm) == (
         16, 5, 7e-4, 0.01, 0.5)
     paper = config_from_preset("paper")
