@@ -130,6 +130,8 @@ def config_from_preset(preset: str | None, **overrides: Any) -> A2CConfig:
     if preset is not None and preset not in PRESETS:
         raise KeyError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     values = dict(PRESETS[preset]) if preset else {}
+    if overrides.get("architecture") and "architecture_args" not in overrides:
+        values.pop("architecture_args", None)  # the preset's arguments belong to its own network
     values.update({k: v for k, v in overrides.items() if v is not None})
     config = A2CConfig(**values)
     config.validate()

@@ -21,6 +21,7 @@ unclipped sum over the full game (all lives), as the published anchors report it
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -132,6 +133,10 @@ class VectorEnv:
     def reset(self, seed: int | None = None) -> np.ndarray:
         raise NotImplementedError
 
+    def render_first(self) -> np.ndarray | None:
+        """A picture of sub-environment 0 if the backend can draw one (else None)."""
+        return None
+
     def step(self, actions: np.ndarray) -> StepResult:
         raise NotImplementedError
 
@@ -142,13 +147,20 @@ class VectorEnv:
 class ClassicVectorEnv(VectorEnv):
     """gymnasium ``SyncVectorEnv`` in same-step autoreset mode (in-process: cheapest for toy tasks)."""
 
-    def __init__(self, env_id: str, num_envs: int, env_kwargs: dict | None = None):
+    def __init__(self, env_id: str, num_envs: int, env_kwargs: dict | None = None, render_first: bool = False):
         super().__init__(num_envs)
         kwargs = env_kwargs or {}
+
+        def make(index: int):
+            render = {"render_mode": "rgb_array"} if render_first and index == 0 else {}
+            return lambda: gym.make(env_id, **kwargs, **render)
+
         self._env = gym.vector.SyncVectorEnv(
-            [lambda: gym.make(env_id, **kwargs) for _ in range(num_envs)],
-            autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-        )
+            [make(i) for i in range(num_envs)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+        self._render_first = render_first
+        if render_first:  # pygame draws off-screen; no display or audio device is needed
+            os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+            os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
         self.single_observation_space = self._env.single_observation_space
         self.single_action_space = self._env.single_action_space
         n = int(self.single_action_space.n)
@@ -157,6 +169,16 @@ class ClassicVectorEnv(VectorEnv):
     def reset(self, seed: int | None = None) -> np.ndarray:
         obs, _ = self._env.reset(seed=seed)
         return obs
+
+    def render_first(self) -> np.ndarray | None:
+        """RGB frame of sub-environment 0 (when built with ``render_first``)."""
+        if not self._render_first:
+            return None
+        try:
+            return self._env.envs[0].render()
+        except gym.error.DependencyNotInstalled:  # pygame missing: callers fall back to a chart
+            self._render_first = False
+            return None
 
     def step(self, actions: np.ndarray) -> StepResult:
         obs, reward, terminated, truncated, info = self._env.step(actions)
@@ -260,15 +282,17 @@ def make_vector_env(
     for_training: bool = True,
     settings: dict | None = None,
     num_threads: int = 0,
+    render_first: bool = False,
 ) -> VectorEnv:
     """Build the vector env for ``env_id`` (raises ``UnknownEnvError`` for unknown ids).
 
     :param for_training: Atari only: clip rewards and treat a lost life as terminal for learning.
     :param settings: overrides of ``default_env_settings(env_id)``.
     :param num_threads: Atari only: emulator threads (0 = one per core).
+    :param render_first: classic only: sub-environment 0 renders RGB frames (for videos).
     """
     check_env_id(env_id)
     merged = {**default_env_settings(env_id), **(settings or {})}
     if is_atari(env_id):
         return AtariEnv(env_id, num_envs, for_training, merged, num_threads=num_threads)
-    return ClassicVectorEnv(env_id, num_envs, merged)
+    return ClassicVectorEnv(env_id, num_envs, merged, render_first=render_first)

@@ -53,7 +53,8 @@ def evaluate(agent: Agent, episodes: int = 10, seed: int = 0, deterministic: boo
     quotas = np.full(num_envs, episodes // num_envs)
     quotas[: episodes % num_envs] += 1
     done_counts = np.zeros(num_envs, dtype=int)
-    envs = make_vector_env(agent.env_id, num_envs, for_training=False, settings=agent.env_settings)
+    envs = make_vector_env(agent.env_id, num_envs, for_training=False, settings=agent.env_settings,
+                           render_first=record_first)
     generator = torch.Generator(device=agent.device).manual_seed(seed)
     scores, lengths, frames = [], [], []
     try:
@@ -61,7 +62,8 @@ def evaluate(agent: Agent, episodes: int = 10, seed: int = 0, deterministic: boo
         agent.network.eval()
         for _ in range(max_steps):
             if record_first and done_counts[0] == 0:
-                frames.append(observation_frame(obs[0]))
+                rendered = envs.render_first()
+                frames.append(rendered if rendered is not None else observation_frame(obs[0]))
             result = envs.step(agent.act(obs, deterministic=deterministic, generator=generator))
             for env_index, (score, length) in zip(result.finished_env_ids, result.finished):
                 if done_counts[env_index] < quotas[env_index]:
@@ -92,13 +94,14 @@ def observation_frame(obs: np.ndarray) -> np.ndarray:
 
 
 def write_video(frames: list[np.ndarray], path: str | Path, fps: int = 30, scale: int = 4) -> Path:
-    """Write gray frames as .gif or .mp4 (upscaled ``scale`` times, nearest neighbour)."""
+    """Write frames as .gif or .mp4; gray (H, W) frames are upscaled ``scale`` times (nearest
+    neighbour), RGB (H, W, 3) frames are written as they are."""
     import imageio.v2 as imageio
 
     path = Path(path)
     if path.suffix.lower() not in (".gif", ".mp4"):
         raise ValueError(f"video file must end in .gif or .mp4, not {path.suffix or path.name!r}")
-    big = [np.kron(f, np.ones((scale, scale), dtype=np.uint8)) for f in frames]
+    big = [np.kron(f, np.ones((scale, scale), dtype=np.uint8)) if f.ndim == 2 else f for f in frames]
     if path.suffix.lower() == ".gif":
         imageio.mimsave(path, big, duration=1000 / fps, loop=0)
     else:

@@ -32,7 +32,11 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
         if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
             continue
         try:
-            pm.register(ep.load(), name=ep.name)
+            with warnings.catch_warnings():
+                # kornia (via torch-lucent) calls the deprecated torch.jit.script at import time
+                warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+                module = ep.load()
+            pm.register(module, name=ep.name)
         except Exception as err:  # a broken third-party plugin must not break the tool
             if os.environ.get(STRICT_ENV):
                 raise
