@@ -2,8 +2,9 @@
 
 from interpret_rl.a2c import A2CConfig, PRESETS, config_from_preset, train
 from interpret_rl.agent import Agent
+from interpret_rl.compare import compare
 from interpret_rl.registry import list_models, load_agent, save_agent
 
-__all__ = ["A2CConfig", "PRESETS", "Agent", "config_from_preset", "list_models", "load_agent",
+__all__ = ["A2CConfig", "PRESETS", "Agent", "compare", "config_from_preset", "list_models", "load_agent",
            "save_agent", "train"]
 __version__ = "0.1.0"
