@@ -8,6 +8,7 @@ given in a comment there.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import math
 import os
@@ -260,6 +261,13 @@ def train(config: A2CConfig, *, out_dir: str | Path | None = None, progress: boo
 
     log = TrainingLog(out_dir, config, agent.steps_trained, progress=progress, tensorboard=tensorboard)
     obs = torch.as_tensor(envs.reset(seed=run_seed), device=device)  # item 16: seed + i per env
+    if resume and agent.meta.get("resume_state"):  # continue exactly where the checkpoint stopped
+        obs = _restore_run_state(agent.meta["resume_state"], envs, sample_generator, log, device)
+
+    def save() -> None:
+        registry.save_checkpoint(agent, out_dir, config, optimizer, log.summary(),
+                                 keep_snapshot=config.keep_checkpoints,
+                                 resume_state=_run_state(envs, obs, sample_generator, log))
     steps = agent.steps_trained
     reached_at = None
     next_checkpoint = steps + config.checkpoint_every_steps
@@ -323,19 +331,37 @@ def train(config: A2CConfig, *, out_dir: str | Path | None = None, progress: boo
                 break
             if out_dir is not None and steps >= next_checkpoint:
                 next_checkpoint += config.checkpoint_every_steps
-                registry.save_checkpoint(agent, out_dir, config, optimizer, log.summary(),
-                                         keep_snapshot=config.keep_checkpoints)
+                save()
         seconds = time.perf_counter() - start
         # Only completed updates reach this point (a non-finite loss raised above), so what is
         # saved is always a consistent, finite checkpoint.
         if out_dir is not None:
-            registry.save_checkpoint(agent, out_dir, config, optimizer, log.summary(),
-                                     keep_snapshot=config.keep_checkpoints)
+            save()
         ranks.close()
         if stop:
             raise TrainingInterrupted(stop.signum, steps)
     return TrainResult(agent=agent, steps=steps, seconds=seconds, mean_return=log.mean_return(),
                        reached_target_at=reached_at, curve_path=log.csv_path)
+
+
+def _run_state(envs, obs: torch.Tensor, generator: torch.Generator, log: TrainingLog) -> dict | None:
+    """Everything beyond weights and optimizer that a bit-exact resume needs (classic envs only:
+    ALE's vector env cannot snapshot its emulators, so an Atari resume starts fresh episodes)."""
+    env_state = envs.get_state()
+    if env_state is None:
+        return None
+    generator_bytes = generator.get_state().cpu().numpy().tobytes()
+    return {"env": env_state, "obs": obs.cpu().tolist(), "obs_dtype": str(obs.dtype).removeprefix("torch."),
+            "generator": base64.b64encode(generator_bytes).decode("ascii"), "log": log.state()}
+
+
+def _restore_run_state(state: dict, envs, generator: torch.Generator, log: TrainingLog,
+                       device: torch.device) -> torch.Tensor:
+    envs.set_state(state["env"])
+    raw = np.frombuffer(base64.b64decode(state["generator"]), dtype=np.uint8).copy()
+    generator.set_state(torch.from_numpy(raw))
+    log.restore(state["log"])
+    return torch.tensor(state["obs"], dtype=getattr(torch, state["obs_dtype"]), device=device)
 
 
 @contextlib.contextmanager

@@ -137,6 +137,14 @@ class VectorEnv:
         """A picture of sub-environment 0 if the backend can draw one (else None)."""
         return None
 
+    def get_state(self) -> dict | None:
+        """A JSON-able snapshot from which ``set_state`` continues bit-exactly, or None if the
+        backend cannot snapshot (ALE's vector env exposes no emulator state)."""
+        return None
+
+    def set_state(self, state: dict) -> None:
+        raise NotImplementedError(f"{type(self).__name__} cannot restore a snapshot")
+
     def step(self, actions: np.ndarray) -> StepResult:
         raise NotImplementedError
 
@@ -180,6 +188,29 @@ class ClassicVectorEnv(VectorEnv):
             self._render_first = False
             return None
 
+    def get_state(self) -> dict:
+        """Physics variables, time-limit counter and RNG of every sub-environment, and the game trackers."""
+        subs = []
+        for env in self._env.envs:
+            core = env.unwrapped
+            variables = {k: _to_json(v) for k, v in vars(core).items()
+                         if not k.startswith("_") and isinstance(v, (np.ndarray, float, int, bool, type(None)))}
+            subs.append({"variables": variables, "rng": core.np_random.bit_generator.state,
+                         "elapsed_steps": _time_limit(env)._elapsed_steps})
+        return {"envs": subs, "score": self._score.tolist(), "length": self._length.tolist()}
+
+    def set_state(self, state: dict) -> None:
+        if len(state["envs"]) != self.num_envs:
+            raise ValueError(f"snapshot has {len(state['envs'])} environments, this vector env {self.num_envs}")
+        for env, sub in zip(self._env.envs, state["envs"]):
+            core = env.unwrapped
+            for key, value in sub["variables"].items():
+                setattr(core, key, _from_json(value))
+            core.np_random.bit_generator.state = sub["rng"]
+            _time_limit(env)._elapsed_steps = sub["elapsed_steps"]
+        self._score = np.asarray(state["score"], dtype=np.float64)
+        self._length = np.asarray(state["length"], dtype=np.int64)
+
     def step(self, actions: np.ndarray) -> StepResult:
         obs, reward, terminated, truncated, info = self._env.step(actions)
         final_obs = obs.copy()
@@ -197,6 +228,24 @@ class ClassicVectorEnv(VectorEnv):
             finished=finished,
             finished_env_ids=ids,
         )
+
+
+def _time_limit(env: gym.Env) -> gym.wrappers.TimeLimit:
+    while not isinstance(env, gym.wrappers.TimeLimit):
+        env = env.env
+    return env
+
+
+def _to_json(value):
+    if isinstance(value, np.ndarray):
+        return {"ndarray": value.tolist(), "dtype": str(value.dtype)}
+    return value
+
+
+def _from_json(value):
+    if isinstance(value, dict) and "ndarray" in value:
+        return np.asarray(value["ndarray"], dtype=value["dtype"])
+    return value
 
 
 class AtariEnv(VectorEnv):

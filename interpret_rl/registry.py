@@ -304,12 +304,16 @@ def save_agent(agent: Agent, out_dir: str | os.PathLike, optimizer: torch.optim.
     return out_dir
 
 
-def save_checkpoint(agent: Agent, out_dir, config, optimizer, summary: dict, keep_snapshot: bool) -> Path:
-    """Called by the trainer: weights + optimizer state + config + training summary."""
+def save_checkpoint(agent: Agent, out_dir, config, optimizer, summary: dict, keep_snapshot: bool,
+                    resume_state: dict | None = None) -> Path:
+    """Called by the trainer: weights + optimizer state + config + training summary, and the
+    environments' and sampler's state where they can be snapshot (for a bit-exact resume)."""
     import dataclasses
 
+    agent.meta.pop("resume_state", None)  # never carry a stale snapshot into a new checkpoint
     return save_agent(agent, out_dir, optimizer=optimizer, keep_snapshot=keep_snapshot,
-                      config=dataclasses.asdict(config), seed=config.seed, training=summary)
+                      config=dataclasses.asdict(config), seed=config.seed, training=summary,
+                      resume_state=resume_state)
 
 
 def update_meta(path: str | os.PathLike, **fields: Any) -> dict:
@@ -348,5 +352,7 @@ def export_model(name_or_path: str | os.PathLike, dest: str | os.PathLike, with_
             atomic_write_bytes(dest / filename, data)
             files[filename] = sha256_bytes(data)
     exported = {**meta, "files": files}
+    if not with_optimizer:  # the run state only matters for resuming, which needs the optimizer too
+        exported.pop("resume_state", None)
     atomic_write_text(dest / META, json.dumps(exported, indent=2, sort_keys=True, allow_nan=False))
     return dest

@@ -65,6 +65,15 @@ class TrainingLog:
             self.lengths.append(length)
             self.episodes += 1
 
+    def state(self) -> dict:
+        """The recent games, so a resumed run's mean return continues where it stopped."""
+        return {"returns": list(self.returns), "lengths": list(self.lengths), "episodes": self.episodes}
+
+    def restore(self, state: dict) -> None:
+        self.returns.extend(state["returns"])
+        self.lengths.extend(state["lengths"])
+        self.episodes = state["episodes"]
+
     def mean_return(self) -> float:
         return sum(self.returns) / len(self.returns) if self.returns else float("nan")
 
