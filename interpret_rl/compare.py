@@ -335,3 +335,128 @@ def compare(agent, methods: Sequence[str | Method], targets: Sequence[str | Targ
         options={k: {f: str(v) for f, v in opts.items()} for k, opts in (options or {}).items()},
         versions=package_versions(),
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+
+
+# --- explanations across training ------------------------------------------------------------------
+
+
+class CheckpointError(ValueError):
+    """A model without weight snapshots, or a checkpoint step it does not have."""
+
+
+@dataclass
+class CheckpointComparison:
+    """The same observations and targets explained at several training checkpoints of one model.
+
+    :ivar steps: training steps of the compared checkpoints, oldest first.
+    :ivar results: one ``ComparisonResult`` per checkpoint, in the order of ``steps``; each names the
+        checkpoint (``agent_name`` "NAME at step N") and its weight file's sha256.
+    :ivar observations: ``(B, *obs_shape)``, collected once with the final model (or given).
+    """
+
+    model: str
+    env_id: str
+    steps: list[int]
+    files: list[str]
+    results: list[ComparisonResult]
+    observations: torch.Tensor
+    observation_source: str
+    targets: list[Target]
+    seed: int
+
+    @property
+    def methods(self) -> list[MethodInfo]:
+        return self.results[0].methods
+
+    def to_dict(self) -> dict:
+        """JSON-able: per checkpoint its step, file, sha256, policy and per method and target the cell."""
+        return {
+            "model": self.model, "env_id": self.env_id, "seed": self.seed, "steps": self.steps,
+            "observations": {"count": len(self.observations), "source": self.observation_source},
+            "targets": [{"spec": t.spec, "label": t.label, "kind": t.kind} for t in self.targets],
+            "checkpoints": [
+                {"step": step, "file": f"checkpoints/{file}", "sha256": result.model_sha256, "policy": result.policy,
+                 "results": result.to_dict()["results"]}
+                for step, file, result in zip(self.steps, self.files, self.results)],
+        }
+
+
+def select_checkpoints(name: str, checkpoints: str | Sequence[int] = "all") -> list[tuple[int, str]]:
+    """``(step, file name)`` of the chosen weight snapshots of model ``name``, oldest first.
+
+    :param checkpoints: ``"all"``, steps as ``"400,1200"`` or a list of ints.
+    ``CheckpointError`` when the model keeps no snapshots or lacks a step (the message lists them).
+    """
+    from interpret_rl import registry
+
+    available = registry.snapshots(name)
+    if not available:
+        raise CheckpointError(f"model {name!r} keeps no weight snapshots; train one that does with "
+                              f"`interpret-rl train --keep-checkpoints`")
+    if isinstance(checkpoints, str) and checkpoints.strip().lower() == "all":
+        return available
+    if isinstance(checkpoints, str):
+        texts = [t.strip() for t in checkpoints.split(",") if t.strip()]
+        bad = [t for t in texts if not t.isdigit()]
+        if bad or not texts:
+            raise CheckpointError(f"checkpoints must be 'all' or steps like 400,1200, got {checkpoints!r}")
+        checkpoints = [int(t) for t in texts]
+    by_step = dict(available)
+    missing = [step for step in checkpoints if step not in by_step]
+    if missing:
+        raise CheckpointError(f"model {name!r} has no snapshot at step {', '.join(map(str, missing))}; "
+                              f"it has: {', '.join(str(s) for s, _ in available)}")
+    return [(step, by_step[step]) for step in sorted(set(checkpoints))]
+
+
+def _pinned_targets(final, targets: list[Target], observations: torch.Tensor) -> list[Target]:
+    """``action`` (each model's own most likely action) becomes the final model's choice when it is
+    the same on every observation, so every checkpoint explains the same logit."""
+    if not any(t.kind == "chosen-action" for t in targets):
+        return targets
+    actions = chosen_actions(final, observations.to(final.device)).unique()
+    if len(actions) != 1:
+        return targets  # no one action to pin; each checkpoint explains its own choice
+    pinned = parse_target(f"action:{final.action_meanings[int(actions[0])]}", final)
+    return prepare_targets(final, [pinned if t.kind == "chosen-action" else t for t in targets])
+
+
+def compare_checkpoints(name: str, methods: Sequence[str], targets: Sequence[str | Target] | None = None,
+                        observations: torch.Tensor | None = None, frames: int = 1, seed: int = 0,
+                        options: dict[str, dict[str, Any]] | None = None, checkpoints: str | Sequence[int] = "all",
+                        device: str = "cpu") -> CheckpointComparison:
+    """Explain the same observations and targets with every method at each kept checkpoint of ``name``.
+
+    The observations are collected once, by the final model (``frames`` of them, seeded), so every
+    checkpoint is judged on states a trained agent reaches. A target ``action`` is pinned to the
+    final model's most likely action when that is one action on every observation (always so with
+    one frame). Arguments as for ``compare``; ``checkpoints`` as for ``select_checkpoints``.
+    Unknown models, methods, targets, steps and bad options raise before any work.
+    """
+    from interpret_rl import registry
+
+    if frames < 1:
+        raise ValueError(f"frames must be at least 1, got {frames}")
+    chosen = select_checkpoints(name, checkpoints)
+    prepare_methods(methods, options)  # fail on a bad method or option before loading anything
+    final = registry.load_agent(name, device=device)
+    parsed = prepare_targets(final, targets)
+    if observations is None:
+        observations = collect_observations(final, frames, seed=seed)
+        source = (f"collected once with the final model ({final.steps_trained:,} steps): {frames} observations "
+                  f"playing {final.env_id} with the stochastic policy, seed {seed}")
+    else:
+        source = "given by the caller"
+    observations = check_observations(observations, final.observation_shape)
+    parsed = _pinned_targets(final, parsed, observations)
+    results = []
+    for step, file in chosen:
+        agent = registry.load_agent(name, device=device, snapshot=file)
+        result = compare(agent, methods, targets=parsed, observations=observations, seed=seed, options=options)
+        result.agent_name = f"{final.name} at step {step:,}"
+        result.model_sha256 = agent.meta["files"].get(f"checkpoints/{file}")  # the snapshot's, not the final weights'
+        result.observation_source = source
+        results.append(result)
+    return CheckpointComparison(model=final.name, env_id=final.env_id, steps=[s for s, _ in chosen],
+                                files=[f for _, f in chosen], results=results, observations=observations.cpu(),
+                                observation_source=source, targets=parsed, seed=seed)

@@ -12,6 +12,10 @@ printed under each cell so the raw numbers stay recoverable (results.json has th
 Heat maps are drawn over the grey frame with an opacity that grows with ``|attribution|``.
 A synthesis (optim) is shown as the optimised observation in the target's first row, with the
 indices of the real observations that excite the target most (``dataset_examples``).
+
+``write_checkpoint_report`` writes a ``CheckpointComparison`` (the same observations explained at
+several training checkpoints): ``checkpoints.png``, one strip per method and target with a column
+per checkpoint, plus the usual files for the newest of them with a section on the strips added.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from interpret_rl.atomic import atomic_write_bytes, atomic_write_text
-from interpret_rl.compare import ComparisonResult
+from interpret_rl.compare import CheckpointComparison, ComparisonResult
 from interpret_rl.observations import save_observations
 
 CMAP = colormaps["RdBu_r"]
@@ -333,4 +337,127 @@ def write_report(result: ComparisonResult, out_dir: str | os.PathLike) -> dict[s
     atomic_write_text(paths["html"], render_html(result, rows, renderer.is_image))
     atomic_write_text(paths["json"], json.dumps(_json_safe(result.to_dict()), indent=2, allow_nan=False))
     save_observations(paths["observations"], result.observations)
+    return paths
+
+
+# --- explanations across training (compare --checkpoints) -------------------------------------------
+
+
+class StripCellRenderer(CellRenderer):
+    """Cells of the across-training strip. An image observation shows only its newest frame, with
+    the map summed over the stacked frames and divided by its own largest ``|value|``: one square
+    picture per cell keeps a strip of many checkpoints readable. Vectors are drawn as in the grid."""
+
+    def observation(self, x: np.ndarray) -> np.ndarray:
+        if self.is_image:
+            return _strip([_grey(_frames(x)[-1], self.lo, self.hi)])
+        return super().observation(x)
+
+    def attribution(self, x: np.ndarray, values: np.ndarray, scale: float) -> np.ndarray:
+        if not self.is_image:
+            return super().attribution(x, values, scale)
+        summed = sum(_frames(values))
+        peak = float(np.abs(summed).max())
+        return _strip([_overlay(_grey(_frames(x)[-1], self.lo, self.hi), summed / (peak if peak > 0 else 1.0))])
+
+
+def checkpoint_rows(comparison: CheckpointComparison) -> list[tuple[str, object, int, list[RenderedCell]]]:
+    """``(method, target, observation index, cells)`` per strip row (method x target x observation);
+    cells: the observation, then one per checkpoint, oldest first, captioned with its policy."""
+    renderers = [StripCellRenderer(result) for result in comparison.results]
+    observations = renderers[0].observations
+    shown = [renderers[0].observation(x) for x in observations]
+    rows = []
+    for method in comparison.methods:
+        for target in comparison.targets:
+            for i, x in enumerate(observations):
+                cells = [RenderedCell(shown[i], f"obs {i}")]
+                for renderer, result in zip(renderers, comparison.results):
+                    cell = renderer.method_cell(method.name, target.spec, i, x)
+                    policy = result.policy[i]
+                    cell.caption += (f"; policy {policy['action']} (p={policy['probability']:.2f}), "
+                                     f"value {policy['value']:.3g}")
+                    cells.append(cell)
+                rows.append((method.name, target, i, cells))
+    return rows
+
+
+def render_checkpoint_strip(comparison: CheckpointComparison, rows: list[tuple]) -> bytes:
+    """checkpoints.png: rows = method x target (x observation), columns = the observation, then
+    each checkpoint by training step."""
+    columns = ["observation"] + [f"step {step:,}" for step in comparison.steps]
+    sample = next((c.image for *_, cells in rows for c in cells if c.image is not None), np.zeros((1, 1, 3)))
+    cell_w = 2.2 if sample.shape[0] == sample.shape[1] else 3.2
+    image_h, caption_h = cell_w * sample.shape[0] / sample.shape[1], 0.6  # inches; captions have three lines
+    fig = Figure(figsize=(1.9 + cell_w * len(columns), 0.7 + (image_h + caption_h) * len(rows)), dpi=100)
+    canvas = FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(len(rows), len(columns), left=1.9 / fig.get_figwidth(), right=0.99,
+                            top=1 - 0.7 / fig.get_figheight(), bottom=caption_h / fig.get_figheight(),
+                            hspace=caption_h / image_h, wspace=0.08)
+    fig.suptitle(f"{comparison.model} on {comparison.env_id} across training, seed {comparison.seed}; "
+                 f"each map ÷ its own max |attribution|", fontsize=10, y=1 - 0.12 / fig.get_figheight(), va="top")
+    for r, (method, target, i, cells) in enumerate(rows):
+        for c, rendered in enumerate(cells):
+            ax = fig.add_subplot(grid[r, c])
+            ax.set_xticks([]), ax.set_yticks([])
+            colour = "firebrick" if rendered.error else "black"
+            text = "\n".join(textwrap.wrap(rendered.caption, 42)[:3])
+            if rendered.image is not None:
+                ax.imshow(rendered.image, interpolation="nearest")
+                ax.set_xlabel(text, fontsize=6, color=colour)
+            else:
+                ax.axis("off")
+                ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=6.5, color=colour, transform=ax.transAxes)
+            if r == 0:
+                ax.set_title(columns[c], fontsize=9)
+            if c == 0:
+                ax.set_ylabel(f"{method}\n{target.label}\nobs {i}", fontsize=8, rotation=0, ha="right", va="center")
+    buffer = io.BytesIO()
+    canvas.print_png(buffer)
+    return buffer.getvalue()
+
+
+def render_checkpoint_section(comparison: CheckpointComparison, rows: list[tuple], is_image: bool) -> str:
+    """The "Explanations across training" section of report.html (same rows as checkpoints.png)."""
+    esc = html.escape
+    zoom = HTML_ZOOM if is_image else 1
+    out = ["<h2>Explanations across training</h2>",
+           f"<p>The same observations ({esc(comparison.observation_source)}) and targets explained at each kept "
+           f"checkpoint of {esc(comparison.model)}. Each map is divided by its own largest |attribution|"
+           f"{' (the newest frame, map summed over the stacked frames)' if is_image else ''}; "
+           f"also written as checkpoints.png.</p>",
+           "<table class='grid'><tr><th>method / target</th><th>observation</th>"]
+    out += [f"<th>step {step:,}</th>" for step in comparison.steps]
+    out.append("</tr>")
+    for method, target, i, cells in rows:
+        out.append(f"<tr><th class='row'>{esc(method)}<br>{esc(target.label)}<br><small>obs {i}</small></th>")
+        for rendered in cells:
+            image = _image_html(rendered.image, zoom) if rendered.image is not None else ""
+            klass = " class='error'" if rendered.error else ""
+            out.append(f"<td><figure>{image}<figcaption{klass}>{esc(rendered.caption)}</figcaption></figure></td>")
+        out.append("</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def write_checkpoint_report(comparison: CheckpointComparison, out_dir: str | os.PathLike) -> dict[str, Path]:
+    """Write checkpoints.png, and for the newest compared checkpoint the usual grid.png, report.html
+    (with an "Explanations across training" section added), results.json (with a ``checkpoints``
+    entry: per checkpoint its step, sha256, policy and cells) and observations.npz."""
+    out_dir = check_output_dir(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    newest = comparison.results[-1]
+    renderer = CellRenderer(newest)
+    rows, strip = renderer.rows(), checkpoint_rows(comparison)
+    paths = {"checkpoints": out_dir / "checkpoints.png", "grid": out_dir / "grid.png",
+             "html": out_dir / "report.html", "json": out_dir / "results.json",
+             "observations": out_dir / "observations.npz"}
+    atomic_write_bytes(paths["checkpoints"], render_checkpoint_strip(comparison, strip))
+    atomic_write_bytes(paths["grid"], render_grid(newest, rows))
+    page = render_html(newest, rows, renderer.is_image)
+    section = render_checkpoint_section(comparison, strip, renderer.is_image)
+    atomic_write_text(paths["html"], page.replace("</body></html>", section + "</body></html>"))
+    data = {**newest.to_dict(), "checkpoints": comparison.to_dict()}
+    atomic_write_text(paths["json"], json.dumps(_json_safe(data), indent=2, allow_nan=False))
+    save_observations(paths["observations"], comparison.observations)
     return paths
