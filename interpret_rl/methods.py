@@ -178,15 +178,18 @@ def convert_option(text: str, kind: Any) -> Any:
     raise ValueError(f"options of type {kind!r} cannot be set from text")
 
 
-def build_method(name: str, options: dict[str, Any] | None = None) -> Method:
-    """Instantiate method ``name`` with options given as text (``{"steps": "256"}``) or typed values."""
-    method = get_method(name)
-    hints = typing.get_type_hints(method.Options)
-    fields = [f.name for f in dataclasses.fields(method.Options)]
+def build_options(what: str, name: str, options_class: type, options: dict[str, Any] | None) -> Any:
+    """An ``options_class`` instance from values given as text (``{"steps": "256"}``) or typed.
+
+    :param what: ``"method"`` or ``"metric"``; with ``name`` it names the owner in error messages.
+    :raises ValueError: an unknown field (naming the valid ones) or text that does not convert.
+    """
+    hints = typing.get_type_hints(options_class)
+    fields = [f.name for f in dataclasses.fields(options_class)]
     values = {}
     for key, raw in (options or {}).items():
         if key not in fields:
-            raise ValueError(f"unknown option {key!r} for method {name}; options: {', '.join(fields) or 'none'}")
+            raise ValueError(f"unknown option {key!r} for {what} {name}; options: {', '.join(fields) or 'none'}")
         if not isinstance(raw, str):
             values[key] = raw
             continue
@@ -194,7 +197,13 @@ def build_method(name: str, options: dict[str, Any] | None = None) -> Method:
             values[key] = convert_option(raw, hints[key])
         except ValueError as err:
             raise ValueError(f"option {name}.{key}: {err}") from None
-    return method(method.Options(**values))
+    return options_class(**values)
+
+
+def build_method(name: str, options: dict[str, Any] | None = None) -> Method:
+    """Instantiate method ``name`` with options given as text (``{"steps": "256"}``) or typed values."""
+    method = get_method(name)
+    return method(build_options("method", name, method.Options, options))
 
 
 def parse_option_args(args: list[str]) -> dict[str, dict[str, str]]:

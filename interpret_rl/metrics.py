@@ -1,0 +1,224 @@
+"""Metrics that score an explanation, and the registry plugins fill through ``register_metrics``.
+
+A metric is a class with a ``name``, a one-line ``description``, ``higher_is_better`` (``None``
+when neither direction is better, e.g. run time is "lower is better" = ``False``), ``applies_to``
+(the method kinds it can score), an ``Options`` dataclass (every field has a default) and::
+
+    evaluate(agent, method, target, observations, explanation) -> MetricResult
+
+``observations`` is ``(B, *obs_shape)``; ``explanation`` is what ``method.explain(agent, target,
+observations)`` returned (``values`` ``(B, *obs_shape)`` for an attribution). A metric may call
+``method.explain`` again (on perturbed inputs, on a randomised copy of the network). It must leave
+the agent as found: weights bit-identical (work on a ``copy.deepcopy`` of the network to change
+weights), no torch hooks left, ``observations`` unmodified. ``explanation.extras["seconds"]``, when
+present, is the wall time the caller measured for producing the explanation (all B observations).
+
+``evaluate_metrics`` runs several metrics on one explanation; one metric's failure never stops the
+others, and each is checked against a snapshot of the network afterwards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Sequence
+
+import torch
+
+from interpret_rl.guard import ModelGuard
+from interpret_rl.methods import KINDS, Explanation, Method, NotApplicableError, build_options, seeded_rng
+from interpret_rl.plugin_manager import get_plugin_manager
+from interpret_rl.targets import Target, parse_target
+
+
+class UnknownMetricError(KeyError):
+    """No metric of that name; the message suggests the closest registered names."""
+
+    def __str__(self) -> str:  # KeyError would show the message quoted
+        return str(self.args[0])
+
+
+class DuplicateMetricError(ValueError):
+    """Two plugins registered a metric under the same name."""
+
+
+@dataclass
+class MetricResult:
+    """One metric's verdict on one explanation.
+
+    :ivar value: the summary number (an area under a curve, a mean rank correlation, seconds ...).
+    :ivar details: JSON-able extras: curves as lists, per-layer correlations, ``passed`` for checks.
+    :ivar higher_is_better: copied from the metric, so a report can colour the number without it.
+    """
+
+    metric: str
+    value: float
+    details: dict = field(default_factory=dict)
+    higher_is_better: bool | None = None
+
+    def to_dict(self) -> dict:
+        return {"metric": self.metric, "value": self.value, "higher_is_better": self.higher_is_better,
+                "details": self.details}
+
+
+class Metric:
+    """Base class of metrics: subclasses set the class attributes and ``evaluate``."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    higher_is_better: ClassVar[bool | None] = None
+    applies_to: ClassVar[frozenset[str]] = frozenset({"attribution"})
+
+    @dataclass
+    class Options:
+        """No options."""
+
+    def __init__(self, options: Any = None):
+        self.options = options if options is not None else self.Options()
+
+    def evaluate(self, agent, method: Method, target: Target, observations: torch.Tensor,
+                 explanation: Explanation) -> MetricResult:
+        """Score ``explanation`` (made by ``method`` for ``target`` on ``observations`` ``(B, *obs_shape)``)."""
+        raise NotImplementedError
+
+    def _result(self, value: float, **details) -> MetricResult:
+        return MetricResult(metric=self.name, value=float(value), details=details,
+                            higher_is_better=self.higher_is_better)
+
+
+def explain_holding_actions(method: Method, agent, target: Target, observations: torch.Tensor,
+                            actions: torch.Tensor | None) -> torch.Tensor:
+    """``method``'s map of ``target`` on ``observations`` ``(N, *obs)`` -> ``(N, *obs)``, with a
+    ``chosen-action`` target explained as the fixed per-row ``actions`` ``(N,)``.
+
+    Metrics that re-run a method on perturbed inputs or on a randomised network use it: the
+    "chosen" action there may differ from the one chosen on the real observation, and the map of
+    another action's logit is not the explanation being scored. Rows sharing an action are
+    explained in one call. Other targets (or ``actions=None``) are explained as they are.
+    """
+    if target.kind != "chosen-action" or actions is None:
+        return method.explain(agent, target, observations).values
+    maps = None
+    for action in actions.unique().tolist():
+        rows = (actions == action).nonzero().flatten().to(observations.device)
+        values = method.explain(agent, parse_target(f"action:{action}", agent), observations[rows]).values
+        if maps is None:
+            maps = torch.empty((len(observations), *values.shape[1:]), dtype=values.dtype, device=values.device)
+        maps[rows.to(maps.device)] = values
+    return maps
+
+
+def _check_metric_class(metric: Any, plugin: str) -> None:
+    problems = [f"no {attr!r}" for attr in ("name", "description") if not isinstance(getattr(metric, attr, None), str)]
+    applies = getattr(metric, "applies_to", None)
+    if not isinstance(applies, (set, frozenset)) or not applies or not set(applies) <= set(KINDS):
+        problems.append(f"applies_to must be a non-empty set of {KINDS}")
+    if getattr(metric, "higher_is_better", None) not in (True, False, None):
+        problems.append("higher_is_better must be True, False or None")
+    if not dataclasses.is_dataclass(getattr(metric, "Options", None)):
+        problems.append("Options must be a dataclass")
+    if problems:
+        raise TypeError(f"plugin {plugin!r} registered an invalid metric {metric!r}: {'; '.join(problems)}")
+
+
+def _collect() -> tuple[dict[str, type[Metric]], dict[str, str]]:
+    """Call every plugin's ``register_metrics`` one by one, so each metric knows its owner."""
+    metrics: dict[str, type[Metric]] = {}
+    owners: dict[str, str] = {}
+    for impl in get_plugin_manager().hook.register_metrics.get_hookimpls():
+        if impl.hookwrapper or impl.wrapper:  # wrappers wrap other plugins' calls; they register nothing
+            continue
+        plugin = impl.plugin_name
+
+        def register(metric: type[Metric], plugin: str = plugin) -> None:
+            _check_metric_class(metric, plugin)
+            if metric.name in metrics:
+                raise DuplicateMetricError(f"metric {metric.name!r} is registered by both plugin "
+                                           f"{owners[metric.name]!r} and plugin {plugin!r}")
+            metrics[metric.name] = metric
+            owners[metric.name] = plugin
+
+        impl.function(**{arg: register for arg in impl.argnames})  # "register" is the only hook argument
+    return dict(sorted(metrics.items())), owners
+
+
+def registered_metrics() -> dict[str, type[Metric]]:
+    """Every registered metric by name (sorted)."""
+    return _collect()[0]
+
+
+def metric_plugins() -> dict[str, str]:
+    """Metric name -> name of the plugin that registered it."""
+    return dict(sorted(_collect()[1].items()))
+
+
+def get_metric(name: str) -> type[Metric]:
+    """The metric class called ``name``; ``UnknownMetricError`` suggests close names."""
+    metrics = registered_metrics()
+    if name in metrics:
+        return metrics[name]
+    close = difflib.get_close_matches(name, metrics, n=3, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    raise UnknownMetricError(f"unknown metric {name!r}{hint} (available: {', '.join(metrics) or 'none'})")
+
+
+def build_metric(name: str, options: dict[str, Any] | None = None) -> Metric:
+    """Instantiate metric ``name`` with options given as text (``{"steps": "10"}``) or typed values."""
+    metric = get_metric(name)
+    return metric(build_options("metric", name, metric.Options, options))
+
+
+def _error_text(err: BaseException) -> str:
+    message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"{type(err).__name__}: {message}" if message else type(err).__name__
+
+
+def evaluate_metrics(agent, method: Method, target: Target | str, observations: torch.Tensor,
+                     explanation: Explanation, names: Sequence[str | Metric] | None = None,
+                     options: dict[str, dict[str, Any]] | None = None, seconds: float | None = None,
+                     seed: int = 0) -> dict[str, MetricResult | str]:
+    """Score one explanation with several metrics.
+
+    :param method: the ``Method`` instance that made ``explanation`` (metrics may re-run it).
+    :param observations: ``(B, *obs_shape)``, what ``explanation`` explains.
+    :param names: registered metric names or ``Metric`` instances; default: every registered metric.
+    :param options: per metric, option values as text or typed: ``{"deletion": {"steps": "10"}}``.
+    :param seconds: wall time the caller measured for the explanation (all B observations); the
+        ``runtime`` metric uses it instead of timing a re-run.
+    :param seed: seeds torch's and numpy's global RNGs around each metric (restored after).
+    :returns: metric name -> ``MetricResult``, or ``"ErrorType: message"`` when the metric failed,
+        does not apply to the method's kind (``NotApplicableError``) or broke the model contract
+        (``ContractError``; the model is then restored before the next metric).
+    Unknown metric names and bad options raise before any metric runs.
+    """
+    options = options or {}
+    metrics = [m if isinstance(m, Metric) else build_metric(m, options.get(m))
+               for m in (names if names is not None else registered_metrics())]
+    target = parse_target(target, agent) if isinstance(target, str) else target
+    if seconds is not None:  # a copy: the caller's explanation keeps its own extras
+        explanation = dataclasses.replace(explanation, extras={**explanation.extras, "seconds": float(seconds)})
+    results: dict[str, MetricResult | str] = {}
+    for metric in metrics:
+        if method.kind not in metric.applies_to:
+            results[metric.name] = _error_text(NotApplicableError(
+                f"metric {metric.name} scores {' and '.join(sorted(metric.applies_to))} methods, not {method.kind}"))
+            continue
+        guard = ModelGuard(agent.network)
+        given = observations.detach().clone()
+        try:
+            with seeded_rng(seed, agent.device):
+                result = metric.evaluate(agent, method, target, given, explanation)
+            if not math.isfinite(result.value):
+                raise ValueError(f"metric {metric.name} gave a non-finite value {result.value}")
+            results[metric.name] = result
+        except Exception as err:  # one metric's failure must not stop the others
+            results[metric.name] = _error_text(err)
+        broken = guard.changes()
+        if broken:
+            guard.restore()
+            results[metric.name] = f"ContractError: the metric {'; '.join(broken)} (restored)"
+        elif not torch.equal(given, observations.detach()):
+            results[metric.name] = "ContractError: the metric modified its input observations"
+    return results

@@ -1,0 +1,129 @@
+"""The cascading model-parameter randomization check of Adebayo et al. 2018, "Sanity Checks for
+Saliency Maps".
+
+An explanation that stays the same when the network's weights are replaced by random ones cannot
+be telling us what the network learned. The check deep-copies the network (the agent's own is
+never touched) and re-initialises its parametrised layers from the top down, cumulatively: first
+the heads (``policy`` and ``value`` together: they are parallel outputs, and randomising only the
+head the target does not read would change nothing), then every other module that owns
+parameters in reverse registration order (Nature CNN: ``trunk.fc``, ``trunk.conv3``,
+``trunk.conv2``, ``trunk.conv1``). A layer is re-initialised with its own ``reset_parameters``
+(torch's default initialisation), seeded; a module without one gets normal noise of its weights' std.
+
+After each step the method explains the same target on the same observations with the randomised
+copy (a ``chosen-action`` target keeps the action the trained network chose), and each map is
+compared with the trained network's map by Spearman's rank correlation of |map| (flattened, per
+observation, then averaged over observations). The reference map is recomputed under the same seed
+as the randomised ones, so for methods that draw random numbers only the weights differ.
+
+value: the mean correlation over the cascade steps (lower: more weight-dependent).
+passed: the correlation once *every* layer is randomised is below ``threshold`` (default 0.5).
+The last step is the one that decides because a layer target (``conv2:3``) does not depend on
+the layers above it, so its correlation rightly stays 1 until the cascade reaches its own layer.
+The threshold is a judgement call (Adebayo et al. judged by eye): a method that ignores the
+weights stays at 1, while maps that partly follow the input's structure (gradient x input,
+SmoothGrad) sit near 0.5 even on random weights, which is the paper's own finding.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from interpret_rl.methods import Explanation, Method, seeded_rng
+from interpret_rl.metrics import Metric, MetricResult, explain_holding_actions
+from interpret_rl.targets import Target, actions_for
+
+HEADS = ("policy", "value")
+
+
+def _ranks(x: torch.Tensor) -> torch.Tensor:
+    """1-based ranks of a 1-D tensor, ties sharing their mean rank (as ``scipy.stats.rankdata``)."""
+    _, inverse, counts = torch.unique(x, sorted=True, return_inverse=True, return_counts=True)
+    last = counts.cumsum(0).double()  # rank of each distinct value's last occurrence
+    return (last - (counts.double() - 1) / 2)[inverse]
+
+
+def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Spearman's rho of two tensors with the same number of elements: the Pearson correlation of
+    their ranks (ties averaged, as ``scipy.stats.spearmanr``). ``nan`` when either is constant."""
+    ra, rb = _ranks(a.detach().flatten().double().cpu()), _ranks(b.detach().flatten().double().cpu())
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denominator = ra.norm() * rb.norm()
+    return float(ra @ rb / denominator) if denominator > 0 else math.nan
+
+
+def cascade(network: nn.Module) -> list[tuple[str, list[nn.Module]]]:
+    """The randomisation steps, top first: (label, modules to re-initialise at this step)."""
+    owners = [(name, m) for name, m in network.named_modules() if next(m.parameters(recurse=False), None) is not None]
+    heads = [(name, m) for name, m in owners if name in HEADS]
+    steps = [("+".join(name for name, _ in heads), [m for _, m in heads])] if heads else []
+    return steps + [(name, [m]) for name, m in reversed(owners) if name not in HEADS]
+
+
+def reinitialise(module: nn.Module) -> None:
+    """Fresh random weights for the parameters ``module`` owns (its default initialisation)."""
+    if callable(getattr(module, "reset_parameters", None)):
+        module.reset_parameters()
+        return
+    with torch.no_grad():
+        for parameter in module.parameters(recurse=False):
+            std = float(parameter.std()) if parameter.numel() > 1 else 0.0
+            parameter.normal_(0.0, std if std > 0 else 0.01)
+
+
+class Randomization(Metric):
+    """Rank correlation between the map on the trained network and on cascading randomised copies."""
+
+    name = "randomization"
+    description = ("Adebayo et al. 2018 sanity check: rank correlation of |map| with the map on "
+                   "cascading randomised weights (lower is better; fails when it stays high)")
+    higher_is_better = False
+
+    @dataclass
+    class Options:
+        threshold: float = 0.5
+        """The check passes when the fully randomised network's correlation is below this."""
+        seed: int = 0
+        """Seeds the re-initialisation and every re-run of the method."""
+
+    def _maps(self, method: Method, agent, target: Target, x: torch.Tensor, actions) -> torch.Tensor:
+        with seeded_rng(self.options.seed, x.device):
+            return explain_holding_actions(method, agent, target, x, actions).abs()
+
+    def evaluate(self, agent, method: Method, target: Target, observations: torch.Tensor,
+                 explanation: Explanation) -> MetricResult:
+        x = observations.detach()
+        with torch.no_grad():
+            actions = actions_for(agent, target, x)
+        reference = self._maps(method, agent, target, x, actions)
+        constant = [i for i, m in enumerate(reference) if bool((m == m.flatten()[0]).all())]
+        if constant:
+            raise ValueError(f"the map of observation {constant[0]} is constant; rank correlation is undefined")
+        network = copy.deepcopy(agent.network)  # the agent's own weights are never touched
+        if not cascade(network):
+            raise ValueError("the network has no parameters to randomise")
+        randomised = dataclasses.replace(agent, network=network)
+        layers, correlations, per_observation = [], [], []
+        # One seeded stream for all re-initialisations; ``_maps`` forks and restores the RNG, so
+        # whatever the method draws does not shift the weights of the next step.
+        with seeded_rng(self.options.seed, x.device):
+            for label, modules in cascade(network):
+                for module in modules:
+                    reinitialise(module)
+                maps = self._maps(method, randomised, target, x, actions)
+                # a map that became constant has no rank relation left to the original: count it as 0
+                rhos = [0.0 if math.isnan(r) else r for r in map(rank_correlation, reference, maps)]
+                layers.append(label)
+                per_observation.append(rhos)
+                correlations.append(sum(rhos) / len(rhos))
+        threshold = self.options.threshold
+        return self._result(sum(correlations) / len(correlations), layers=layers, correlations=correlations,
+                            per_observation=per_observation, threshold=threshold,
+                            passed=bool(correlations[-1] < threshold),
+                            rule=f"passed when the rank correlation with every layer randomised is below {threshold}")
