@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from interpret_rl.agent import Agent, build_network
+from interpret_rl.agent import Agent
 from interpret_rl.envs import default_env_settings, is_atari, make_vector_env
 from interpret_rl.distributed import Ranks
 from interpret_rl.interrupts import TrainingInterrupted, stop_on_signals

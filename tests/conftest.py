@@ -59,6 +59,21 @@ def atari_observations() -> torch.Tensor:
     return torch.tensor(frames)
 
 
+@pytest.fixture
+def run():
+    """Invoke the ``interpret-rl`` CLI in-process: ``run("models")`` -> click's Result."""
+    from click.testing import CliRunner
+
+    from interpret_rl.cli import cli
+
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    return invoke
+
+
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path, monkeypatch):
     """Every test gets its own registry home, so no test sees or touches ~/.interpret-rl."""

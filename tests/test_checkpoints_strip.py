@@ -7,12 +7,10 @@ import json
 
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image
 
 from interpret_rl import registry
 from interpret_rl.a2c import config_from_preset, train
-from interpret_rl.cli import cli
 from interpret_rl.compare import CheckpointError, compare_checkpoints, select_checkpoints
 
 
@@ -30,16 +28,6 @@ def trained_home(tmp_path_factory):
 def home(trained_home, monkeypatch):
     monkeypatch.setenv("INTERPRET_RL_HOME", str(trained_home))  # instead of the empty isolated home
     return trained_home
-
-
-@pytest.fixture
-def run():
-    runner = CliRunner()
-
-    def invoke(*args):
-        return runner.invoke(cli, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 def test_compare_all_checkpoints_writes_the_strip_and_lists_them(run, home, tmp_path):

@@ -6,20 +6,8 @@ import json
 
 import pytest
 import torch
-from click.testing import CliRunner
 
 from interpret_rl import registry
-from interpret_rl.cli import cli
-
-
-@pytest.fixture
-def run():
-    runner = CliRunner()
-
-    def invoke(*args):
-        return runner.invoke(cli, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 def test_help_works_everywhere(run):

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from torch import nn
 
 from interpret_rl import hookspecs, registry
-from interpret_rl.agent import Agent, architectures
+from interpret_rl.agent import architectures
 from interpret_rl.cli import cli
 from interpret_rl.hookspecs import hookimpl
 from interpret_rl.plugin_manager import get_plugin_manager, reset_plugin_manager

@@ -7,23 +7,11 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 from conftest import make_cnn_agent
 from interpret_rl import registry
-from interpret_rl.cli import cli
 from interpret_rl.methods import Method
 from interpret_rl.video import ExplanationFailed, explanation_video, image_panel
-
-
-@pytest.fixture
-def run():
-    runner = CliRunner()
-
-    def invoke(*args):
-        return runner.invoke(cli, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 def read_frames(path) -> list[np.ndarray]:
