@@ -32,6 +32,9 @@ def user_errors() -> tuple[type[BaseException], ...]:
         from interpret_rl.targets import TargetError
 
         errors += [UnknownMethodError, TargetError]
+        from interpret_rl.metrics import UnknownMetricError
+
+        errors.append(UnknownMetricError)
     except ImportError:  # pragma: no cover - only while the compare layer is absent
         pass
     return tuple(errors)
@@ -89,7 +92,6 @@ def train(env_id, preset, steps, name, seed, device, num_envs, n_steps, lr, arch
           keep_checkpoints, checkpoint_every, eval_episodes, force, resume, quiet):
     """Train an A2C agent and save it in the registry."""
     from interpret_rl.a2c import PRESETS, config_from_preset, train as train_agent
-    from interpret_rl.evaluate import evaluate
 
     if resume:
         return _resume(resume, steps, device, tensorboard, eval_episodes, quiet)
@@ -278,8 +280,11 @@ def _comma_list(ctx, param, value):
 @click.option("--observations", "observations_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Explain the observations in this .npz file (key 'observations') instead of collecting.")
 @click.option("--out", default="compare-out", show_default=True, help="Folder for grid.png, report.html, results.json.")
-@click.option("-o", "--option", "option_args", multiple=True, metavar="METHOD.FIELD=VALUE",
-              help="A method option, e.g. -o optim.steps=64 (repeatable).")
+@click.option("-o", "--option", "option_args", multiple=True, metavar="NAME.FIELD=VALUE",
+              help="A method or metric option, e.g. -o optim.steps=64 or -o deletion.steps=10 (repeatable).")
+@click.option("--metrics", "metric_names", default=None, callback=_comma_list, metavar="NAME,NAME|all",
+              help="Also score every explanation with these metrics (see docs/methods-api.md), e.g. "
+                   "deletion,insertion,randomization, or all; they cost more than the explanations themselves.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds observation collection and the methods.")
 @click.option("--checkpoints", default=None, metavar="all|STEP,STEP",
               help="Explain the same observations at these kept training checkpoints (checkpoints.png); "
@@ -289,11 +294,12 @@ def _comma_list(ctx, param, value):
               help="CPU threads for torch (0: torch's default, all cores). One is the default because the "
                    "batches here are small: measured on 2 busy cores, optim took 1.9 s on one thread and "
                    "90 s on two (threads that wait for a core spin).")
-def compare_command(model, method_names, targets, frames, observations_file, out, option_args, seed, checkpoints,
-                    device, threads):
+def compare_command(model, method_names, targets, frames, observations_file, out, option_args, metric_names, seed,
+                    checkpoints, device, threads):
     """Run several explanation methods on the same targets and observations; write a report."""
-    from interpret_rl.compare import compare, prepare_methods, prepare_targets
-    from interpret_rl.methods import parse_option_args
+    from interpret_rl.compare import compare, prepare_methods, prepare_metrics, prepare_targets
+    from interpret_rl.methods import parse_option_args, registered_methods
+    from interpret_rl.metrics import registered_metrics
     from interpret_rl.observations import load_observations
     from interpret_rl.report import check_output_dir, write_report
 
@@ -302,6 +308,16 @@ def compare_command(model, method_names, targets, frames, observations_file, out
     try:  # everything that can be wrong with the request fails here, before any observation is collected
         out_dir = check_output_dir(out)
         options = parse_option_args(list(option_args))
+        metric_options = {}
+        known_metrics, known_methods = registered_metrics(), registered_methods()
+        for name in list(options):  # -o NAME.FIELD=VALUE: a metric's when NAME is a metric and no method
+            if name in known_metrics and name not in known_methods:
+                metric_options[name] = options.pop(name)
+        if metric_names and checkpoints is not None:
+            raise ValueError("--metrics and --checkpoints cannot be combined yet; score one checkpoint at a time")
+        metrics = prepare_metrics(metric_names, metric_options) if metric_names else []
+        if metric_options and not metrics:
+            raise ValueError(f"options given for metric {', '.join(metric_options)}, but no --metrics asked for")
     except ValueError as err:
         raise UserError(str(err)) from None
     _check_device(device)
@@ -323,7 +339,7 @@ def compare_command(model, method_names, targets, frames, observations_file, out
         raise UserError(str(err)) from None
     click.echo(f"comparing {', '.join(method_names)} on {agent.name} ({agent.env_id})", err=True)
     result = compare(agent, method_names, targets=targets, observations=observations, frames=frames or 3,
-                     seed=seed, options=options)
+                     seed=seed, options=options, metrics=metrics)
     if observations_file:
         result.observation_source = f"file {observations_file}"
     paths = write_report(result, out_dir)
@@ -331,6 +347,12 @@ def compare_command(model, method_names, targets, frames, observations_file, out
         errors = result.method_errors(info.name)
         outcome = f"failed on {len(errors)} of {len(result.targets)} targets: {errors[0]}" if errors else "ok"
         click.echo(f"  {info.name:<22} {result.method_seconds(info.name):7.2f} s  {outcome}")
+        for metric in result.metrics:
+            mean = result.metric_mean(info.name, metric.name)
+            rank = result.metric_ranks(metric.name).get(info.name)
+            shown = (f"{mean:.4g}" + (f" (#{rank})" if rank else "")) if mean is not None else \
+                f"n/a: {result.metric_error(info.name, metric.name)}"
+            click.echo(f"      {metric.name:<18} {shown}")
     click.echo(f"wrote {', '.join(p.name for p in paths.values())} to {out_dir}")
 
 
@@ -437,9 +459,27 @@ def video_command(model, method_names, steps, out, seed, option_args, fps, devic
     click.echo(f"wrote {result.frames} frames of {result.width}x{result.height} at {fps} fps to {result.path}")
 
 
+def _one_line_plugin_warnings() -> None:
+    """Show a broken plugin as one line on stderr instead of Python's two-line warning format."""
+    import warnings
+
+    from interpret_rl.plugin_manager import PluginLoadWarning
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, PluginLoadWarning):
+            click.echo(f"warning: {message}", err=True)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def main() -> None:
     from interpret_rl.plugin_manager import get_plugin_manager
 
+    _one_line_plugin_warnings()
     get_plugin_manager().hook.register_commands(cli=cli)
     cli(prog_name="interpret-rl")
 

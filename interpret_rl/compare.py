@@ -24,12 +24,14 @@ from typing import Any, Sequence
 
 import torch
 
+from interpret_rl.guard import HOOK_DICTS, ModelGuard  # noqa: F401 (HOOK_DICTS: re-exported)
+from interpret_rl.metrics import (Metric, MetricResult, build_metric, evaluate_metrics, get_metric,
+                                  metric_plugins, registered_metrics)
 from interpret_rl.methods import (Explanation, Method, build_method, get_method, method_plugins,
                                   registered_methods, seeded_rng)
 from interpret_rl.observations import check_observations, collect_observations
 from interpret_rl.targets import Target, chosen_actions, default_targets, parse_target
 
-HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 VERSIONED_PACKAGES = ("interpret-rl", "torch", "captum", "torch-lucent", "numpy", "gymnasium", "ale-py")
 
 
@@ -45,6 +47,17 @@ class MethodInfo:
 
 
 @dataclass
+class MetricInfo:
+    """Identity of a metric computed on every successful cell."""
+
+    name: str
+    description: str
+    higher_is_better: bool | None
+    plugin: str
+    options: dict
+
+
+@dataclass
 class Cell:
     """One method on one target, over all observations.
 
@@ -55,6 +68,8 @@ class Cell:
         (``batched``), that call's time divided evenly among the targets.
     :ivar stats: ``min``, ``max``, ``mean``, ``abs_mean`` of the values, and for stacked frames
         ``abs_mean_per_frame`` (one number per channel, oldest frame first).
+    :ivar metrics: metric name -> ``MetricResult`` or ``"ErrorType: message"`` (only the metrics asked
+        for; empty for a failed cell).
     """
 
     method: str
@@ -64,6 +79,7 @@ class Cell:
     error: str | None = None
     stats: dict = field(default_factory=dict)
     batched: bool = False
+    metrics: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -72,7 +88,9 @@ class Cell:
     def to_dict(self) -> dict:
         return {"method": self.method, "target": self.target, "ok": self.ok, "error": self.error,
                 "seconds": self.seconds, "batched": self.batched, "stats": self.stats,
-                "extras": self.explanation.extras if self.explanation is not None else {}}
+                "extras": self.explanation.extras if self.explanation is not None else {},
+                **({"metrics": {name: r.to_dict() if isinstance(r, MetricResult) else {"error": str(r)}
+                                for name, r in self.metrics.items()}} if self.metrics else {})}
 
 
 @dataclass
@@ -97,6 +115,7 @@ class ComparisonResult:
     options: dict[str, dict[str, str]]
     versions: dict[str, str]
     created: str
+    metrics: list[MetricInfo] = field(default_factory=list)
 
     def cell(self, method: str, target: str) -> Cell:
         return self.cells[(method, target)]
@@ -107,8 +126,58 @@ class ComparisonResult:
     def method_errors(self, method: str) -> list[str]:
         return [c.error for (m, _), c in self.cells.items() if m == method and c.error]
 
+    def metric_results(self, method: str, metric: str) -> list:
+        """The ``MetricResult`` or error text of ``metric`` on each successful target of ``method``."""
+        return [c.metrics[metric] for (m, _), c in self.cells.items() if m == method and metric in c.metrics]
+
+    def metric_mean(self, method: str, metric: str) -> float | None:
+        """Mean value of ``metric`` over the targets where it succeeded; None where it never did."""
+        values = [r.value for r in self.metric_results(method, metric) if isinstance(r, MetricResult)]
+        return sum(values) / len(values) if values else None
+
+    def metric_error(self, method: str, metric: str) -> str | None:
+        """The first error of ``metric`` on ``method`` (or why there is no value), else None."""
+        results = self.metric_results(method, metric)
+        errors = [r for r in results if isinstance(r, str)]
+        if errors:
+            return errors[0]
+        if not results:
+            failed = self.method_errors(method)
+            return f"the method failed on every target: {failed[0]}" if failed else "not computed"
+        return None
+
+    def metric_passed(self, method: str, metric: str) -> bool | None:
+        """For a check (``details["passed"]``): True when it passed on every target that has a
+        value, False when it failed on any, None when there is no verdict."""
+        verdicts = [r.details["passed"] for r in self.metric_results(method, metric)
+                    if isinstance(r, MetricResult) and isinstance(r.details.get("passed"), bool)]
+        return all(verdicts) if verdicts else None
+
+    def metric_ranks(self, metric: str) -> dict[str, int]:
+        """Method name -> rank of its mean (1 = best; ties share a rank) for a metric with a
+        direction; methods without a value (and metrics with ``higher_is_better`` None) get no rank."""
+        info = next((m for m in self.metrics if m.name == metric), None)
+        if info is None or info.higher_is_better is None:
+            return {}
+        means = {m.name: self.metric_mean(m.name, metric) for m in self.methods}
+        scored = {name: v for name, v in means.items() if v is not None}
+        sign = -1.0 if info.higher_is_better else 1.0
+        return {name: 1 + sum(1 for other in scored.values() if sign * other < sign * v) for name, v in scored.items()}
+
+    def _summary(self, method: str) -> dict:
+        summary = {"seconds": self.method_seconds(method), "failed_targets": len(self.method_errors(method))}
+        if self.metrics:
+            summary["metrics"] = {m.name: self.metric_mean(method, m.name) for m in self.metrics}
+            summary["metric_ranks"] = {m.name: self.metric_ranks(m.name).get(method) for m in self.metrics}
+            summary["metric_errors"] = {m.name: self.metric_error(method, m.name) for m in self.metrics
+                                        if self.metric_mean(method, m.name) is None}
+            passed = {m.name: self.metric_passed(method, m.name) for m in self.metrics}
+            summary["metric_passed"] = {k: v for k, v in passed.items() if v is not None}
+        return summary
+
     def to_dict(self) -> dict:
-        """JSON-able summary (no tensors): settings, per method and target the seconds and stats."""
+        """JSON-able summary (no tensors): settings, per method and target the seconds and stats
+        (and metrics, when asked for: per cell, and per method their mean over targets and rank)."""
         return {
             "agent": self.agent_name, "env_id": self.env_id, "model_sha256": self.model_sha256,
             "seed": self.seed, "created": self.created, "versions": self.versions,
@@ -117,8 +186,8 @@ class ComparisonResult:
             "targets": [{"spec": t.spec, "label": t.label, "kind": t.kind} for t in self.targets],
             "methods": [dataclasses.asdict(m) for m in self.methods],
             "options": self.options,
-            "summary": {m.name: {"seconds": self.method_seconds(m.name), "failed_targets": len(self.method_errors(m.name))}
-                        for m in self.methods},
+            **({"metrics": [dataclasses.asdict(m) for m in self.metrics]} if self.metrics else {}),
+            "summary": {m.name: self._summary(m.name) for m in self.methods},
             "results": {m.name: {t.spec: self.cells[(m.name, t.spec)].to_dict() for t in self.targets}
                         for m in self.methods},
         }
@@ -156,6 +225,39 @@ def prepare_methods(methods: Sequence[str | Method], options: dict[str, dict[str
     return instances
 
 
+def prepare_metrics(metrics: Sequence[str | Metric] | str | None,
+                    options: dict[str, dict[str, Any]] | None = None) -> list[Metric]:
+    """Names (or ``"all"``: every registered metric) or instances -> instances with options applied
+    (``{"deletion": {"steps": "10"}}``). Raises before any work: ``UnknownMetricError`` for a name
+    (with close names), ``ValueError`` for a bad option or options for a metric not asked for."""
+    options = dict(options or {})
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    metrics = list(metrics or [])
+    if any(m == "all" for m in metrics if isinstance(m, str)):
+        metrics = [m for m in metrics if not isinstance(m, str)] + [n for n in registered_metrics()
+                                                                     if n not in {getattr(m, "name", None) for m in metrics}]
+    instances = [m if isinstance(m, Metric) else build_metric(m, options.get(m)) for m in metrics]
+    names = [m.name for m in instances]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"metric {', '.join(repeated)} given more than once")
+    for name in options:
+        if name not in names:
+            get_metric(name)  # a typo'd metric name gets the "did you mean" error
+            raise ValueError(f"options given for metric {name}, which is not among the computed metrics "
+                             f"({', '.join(names) or 'none'})")
+    return instances
+
+
+def _metric_info(metric: Metric) -> MetricInfo:
+    registered = type(metric) is registered_metrics().get(metric.name)
+    plugin = metric_plugins().get(metric.name) if registered else None
+    options = dataclasses.asdict(metric.options) if dataclasses.is_dataclass(metric.options) else {}
+    return MetricInfo(name=metric.name, description=metric.description, higher_is_better=metric.higher_is_better,
+                      plugin=plugin or f"{type(metric).__module__} (not registered)", options=options)
+
+
 def prepare_targets(agent, targets: Sequence[str | Target] | None) -> list[Target]:
     """Specs or ``Target`` objects -> targets (default: every action, then the value); ``TargetError``."""
     if targets is None:
@@ -179,45 +281,6 @@ def values_stats(values: torch.Tensor) -> dict:
 def _error_text(err: BaseException) -> str:
     message = str(err).strip().splitlines()[0] if str(err).strip() else ""
     return f"{type(err).__name__}: {message}" if message else type(err).__name__
-
-
-class ModelGuard:
-    """A snapshot of the network (weights, hook ids, mode) that can report and undo changes."""
-
-    def __init__(self, network: torch.nn.Module):
-        self.network = network
-        self.state = {k: v.detach().clone() for k, v in network.state_dict().items()}
-        self.hooks = {name: {d: set(getattr(m, d, {})) for d in HOOK_DICTS} for name, m in network.named_modules()}
-        self.training = network.training
-
-    def changes(self) -> list[str]:
-        found = []
-        current = self.network.state_dict()
-        changed = [k for k, v in self.state.items() if k not in current or not torch.equal(current[k], v)]
-        if changed:
-            found.append(f"changed weights {', '.join(changed[:3])}{' ...' if len(changed) > 3 else ''}")
-        for name, module in self.network.named_modules():
-            for d in HOOK_DICTS:
-                added = set(getattr(module, d, {})) - self.hooks.get(name, {}).get(d, set())
-                if added:
-                    found.append(f"left {len(added)} torch {d.strip('_').replace('_', ' ')[:-1]} on {name or 'the network'}")
-        if self.network.training != self.training:
-            found.append("switched the network's train/eval mode")
-        return found
-
-    def restore(self) -> None:
-        with torch.no_grad():
-            self.network.load_state_dict(self.state)
-        for name, module in self.network.named_modules():
-            for d in HOOK_DICTS:
-                hooks = getattr(module, d, None)
-                if hooks is None:
-                    continue
-                for key in set(hooks) - self.hooks.get(name, {}).get(d, set()):
-                    del hooks[key]
-                    for companion in (f"{d}_with_kwargs", f"{d}_always_called"):  # torch's per-hook flags
-                        getattr(module, companion, {}).pop(key, None)
-        self.network.train(self.training)
 
 
 def _check_values(kind: str, values: torch.Tensor, observations: torch.Tensor) -> str | None:
@@ -292,7 +355,8 @@ def _policy_summary(agent, observations: torch.Tensor) -> list[dict]:
 
 def compare(agent, methods: Sequence[str | Method], targets: Sequence[str | Target] | None = None,
             observations: torch.Tensor | None = None, frames: int = 3, seed: int = 0,
-            options: dict[str, dict[str, Any]] | None = None) -> ComparisonResult:
+            options: dict[str, dict[str, Any]] | None = None, metrics: Sequence[str | Metric] | str | None = None,
+            metric_options: dict[str, dict[str, Any]] | None = None) -> ComparisonResult:
     """Explain the same targets on the same observations with every method.
 
     :param methods: registered names (``"saliency"``) or ``Method`` instances.
@@ -303,11 +367,16 @@ def compare(agent, methods: Sequence[str | Method], targets: Sequence[str | Targ
     :param frames: how many observations to collect when none are given (at least 1).
     :param seed: seeds the observation collection and torch's/numpy's global RNGs around every call.
     :param options: per method, option values as text or typed: ``{"optim": {"steps": "64"}}``.
-    Unknown methods or targets, bad options and wrongly shaped observations raise before any work.
+    :param metrics: metric names (``"all"``: every registered one) or ``Metric`` instances to score
+        every successful cell with (``interpret_rl.metrics.evaluate_metrics``); default none (they
+        cost far more than the explanations). Results land in ``Cell.metrics``.
+    :param metric_options: per metric, option values: ``{"deletion": {"steps": "10"}}``.
+    Unknown methods, metrics or targets, bad options and wrongly shaped observations raise before any work.
     """
     if frames < 1:
         raise ValueError(f"frames must be at least 1, got {frames}")
     instances = prepare_methods(methods, options)
+    scorers = prepare_metrics(metrics, metric_options)
     parsed = prepare_targets(agent, targets)
     if observations is None:
         observations = collect_observations(agent, frames, seed=seed)
@@ -323,6 +392,10 @@ def compare(agent, methods: Sequence[str | Method], targets: Sequence[str | Targ
         for method in instances:
             for cell in _run_method(agent, method, parsed, observations, seed):
                 cells[(cell.method, cell.target)] = cell
+                if scorers and cell.ok:
+                    target = next(t for t in parsed if t.spec == cell.target)
+                    cell.metrics = evaluate_metrics(agent, method, target, observations, cell.explanation,
+                                                    names=scorers, seconds=cell.seconds, seed=seed)
         policy = _policy_summary(agent, observations)
     finally:
         network.train(was_training)
@@ -334,7 +407,8 @@ def compare(agent, methods: Sequence[str | Method], targets: Sequence[str | Targ
         methods=[_method_info(m) for m in instances], cells=cells, policy=policy, seed=seed,
         options={k: {f: str(v) for f, v in opts.items()} for k, opts in (options or {}).items()},
         versions=package_versions(),
-        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        metrics=[_metric_info(m) for m in scorers])
 
 
 # --- explanations across training ------------------------------------------------------------------

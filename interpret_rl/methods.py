@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Iterator
 import numpy as np
 import torch
 
-from interpret_rl.plugin_manager import get_plugin_manager
+from interpret_rl.plugin_manager import collect_registrations
 from interpret_rl.targets import Target
 
 KINDS = ("attribution", "synthesis")
@@ -33,7 +33,8 @@ class UnknownMethodError(KeyError):
 
 
 class DuplicateMethodError(ValueError):
-    """Two plugins registered a method under the same name."""
+    """Two plugins registered a method under the same name (raised with INTERPRET_RL_STRICT_PLUGINS=1;
+    otherwise the second is refused with a warning and the first stays)."""
 
 
 class NotApplicableError(ValueError):
@@ -106,24 +107,7 @@ def _check_method_class(method: Any, plugin: str) -> None:
 
 
 def _collect() -> tuple[dict[str, type[Method]], dict[str, str]]:
-    """Call every plugin's ``register_methods`` one by one, so each method knows its owner."""
-    methods: dict[str, type[Method]] = {}
-    owners: dict[str, str] = {}
-    for impl in get_plugin_manager().hook.register_methods.get_hookimpls():
-        if impl.hookwrapper or impl.wrapper:  # wrappers wrap other plugins' calls; they register nothing
-            continue
-        plugin = impl.plugin_name
-
-        def register(method: type[Method], plugin: str = plugin) -> None:
-            _check_method_class(method, plugin)
-            if method.name in methods:
-                raise DuplicateMethodError(f"method {method.name!r} is registered by both plugin "
-                                           f"{owners[method.name]!r} and plugin {plugin!r}")
-            methods[method.name] = method
-            owners[method.name] = plugin
-
-        impl.function(**{arg: register for arg in impl.argnames})  # "register" is the only hook argument
-    return dict(sorted(methods.items())), owners
+    return collect_registrations("register_methods", _check_method_class, DuplicateMethodError)
 
 
 def registered_methods() -> dict[str, type[Method]]:

@@ -29,7 +29,7 @@ import torch
 
 from interpret_rl.guard import ModelGuard
 from interpret_rl.methods import KINDS, Explanation, Method, NotApplicableError, build_options, seeded_rng
-from interpret_rl.plugin_manager import get_plugin_manager
+from interpret_rl.plugin_manager import collect_registrations
 from interpret_rl.targets import Target, parse_target
 
 
@@ -124,24 +124,7 @@ def _check_metric_class(metric: Any, plugin: str) -> None:
 
 
 def _collect() -> tuple[dict[str, type[Metric]], dict[str, str]]:
-    """Call every plugin's ``register_metrics`` one by one, so each metric knows its owner."""
-    metrics: dict[str, type[Metric]] = {}
-    owners: dict[str, str] = {}
-    for impl in get_plugin_manager().hook.register_metrics.get_hookimpls():
-        if impl.hookwrapper or impl.wrapper:  # wrappers wrap other plugins' calls; they register nothing
-            continue
-        plugin = impl.plugin_name
-
-        def register(metric: type[Metric], plugin: str = plugin) -> None:
-            _check_metric_class(metric, plugin)
-            if metric.name in metrics:
-                raise DuplicateMetricError(f"metric {metric.name!r} is registered by both plugin "
-                                           f"{owners[metric.name]!r} and plugin {plugin!r}")
-            metrics[metric.name] = metric
-            owners[metric.name] = plugin
-
-        impl.function(**{arg: register for arg in impl.argnames})  # "register" is the only hook argument
-    return dict(sorted(metrics.items())), owners
+    return collect_registrations("register_metrics", _check_metric_class, DuplicateMetricError)
 
 
 def registered_metrics() -> dict[str, type[Metric]]:

@@ -78,3 +78,35 @@ def registered_architectures() -> dict[str, type]:
 
     get_plugin_manager().hook.register_architectures(register=register)
     return found
+
+
+def collect_registrations(hook_name: str, check, duplicate_error: type[Exception]):
+    """Call every plugin's ``hook_name(register)`` one plugin at a time, so each registered class
+    knows its owner. Returns ``(name -> class sorted by name, name -> plugin name)``.
+
+    A second registration of a taken name is refused with one warning naming both plugins and the
+    first one stays, so a clashing plugin cannot take the tool down; with
+    ``INTERPRET_RL_STRICT_PLUGINS=1`` it raises ``duplicate_error`` instead.
+    """
+    found: dict[str, type] = {}
+    owners: dict[str, str] = {}
+    for impl in getattr(get_plugin_manager().hook, hook_name).get_hookimpls():
+        if impl.hookwrapper or impl.wrapper:  # wrappers wrap other plugins' calls; they register nothing
+            continue
+        plugin = impl.plugin_name
+
+        def register(cls: type, plugin: str = plugin) -> None:
+            check(cls, plugin)
+            if cls.name in found:
+                message = (f"{cls.name!r} is registered by both plugin {owners[cls.name]!r} and plugin "
+                           f"{plugin!r}; keeping {owners[cls.name]!r}'s")
+                if os.environ.get(STRICT_ENV):
+                    raise duplicate_error(message)
+                warnings.warn(f"interpret-rl: {message}", PluginLoadWarning, stacklevel=2)
+                return
+            found[cls.name] = cls
+            owners[cls.name] = plugin
+
+        impl.function(**{arg: register for arg in impl.argnames})  # "register" is the only hook argument
+    return dict(sorted(found.items())), owners
+

@@ -256,6 +256,100 @@ def render_grid(result: ComparisonResult, rows: list[tuple]) -> bytes:
     return buffer.getvalue()
 
 
+CURVE_METRICS = ("deletion", "insertion")
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
+
+
+def _curves_png(result: ComparisonResult, method: str) -> bytes | None:
+    """A small plot of ``method``'s deletion / insertion curves (mean over targets), or None."""
+    lines = []
+    for metric in CURVE_METRICS:
+        curves = [(tuple(r.details["fractions"]), r.details["curve"]) for r in result.metric_results(method, metric)
+                  if not isinstance(r, str) and "curve" in r.details and "fractions" in r.details]
+        if curves and all(f == curves[0][0] for f, _ in curves):
+            lines.append((metric, curves[0][0], np.mean([c for _, c in curves], axis=0)))
+    if not lines:
+        return None
+    fig = Figure(figsize=(2.6, 1.7), dpi=90)
+    canvas = FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for metric, fractions, curve in lines:
+        ax.plot(fractions, curve, label=metric, color="firebrick" if metric == "deletion" else "steelblue")
+    ax.set_xlabel("fraction of units replaced", fontsize=6)
+    ax.set_ylabel("normalised target score", fontsize=6)
+    ax.tick_params(labelsize=6)
+    ax.legend(fontsize=6, frameon=False)
+    fig.tight_layout(pad=0.3)
+    buffer = io.BytesIO()
+    canvas.print_png(buffer)
+    return buffer.getvalue()
+
+
+def render_metrics_section(result: ComparisonResult) -> str:
+    """The "Metrics" section: one row per method, one column per metric with the mean over targets,
+    its rank among the methods (1 = best), pass/fail badges for checks, and the curves."""
+    if not result.metrics:
+        return ""
+    esc = html.escape
+    out = ["<h2>Metrics</h2>",
+           f"<p>Each number is the metric's mean over the targets ({len(result.targets)}) on the same "
+           f"{len(result.observations)} observations; ↑ higher is better, ↓ lower is better. The report ranks "
+           f"methods per metric (#1 = best; ties share a rank); the best value is bold. "
+           f"n/a: the metric gave no value (hover for why).</p>",
+           "<table class='kv metrics'><tr><th>method</th>"]
+    for m in result.metrics:
+        arrow = {True: " ↑", False: " ↓", None: ""}[m.higher_is_better]
+        opts = ", ".join(f"{k}={v}" for k, v in m.options.items()) or "no options"
+        out.append(f"<th title='{esc(m.description)} ({esc(m.plugin)}; {esc(opts)})'>{esc(m.name)}{arrow}</th>")
+    has_curves = any(m.name in CURVE_METRICS for m in result.metrics)
+    if has_curves:
+        out.append("<th>deletion / insertion curves</th>")
+    out.append("</tr>")
+    ranks = {m.name: result.metric_ranks(m.name) for m in result.metrics}
+    for method in result.methods:
+        out.append(f"<tr><th>{esc(method.name)}</th>")
+        for m in result.metrics:
+            mean = result.metric_mean(method.name, m.name)
+            if mean is None:
+                error = result.metric_error(method.name, m.name) or "no value"
+                out.append(f"<td class='na' title='{esc(error)}'>n/a</td>")
+                continue
+            rank = ranks[m.name].get(method.name)
+            text = _fmt(mean)
+            if rank == 1 and len(ranks[m.name]) > 1:
+                text = f"<b>{text}</b>"
+            cell = text + (f" <span class='rank'>#{rank}</span>" if rank is not None else "")
+            passed = result.metric_passed(method.name, m.name)
+            if passed is not None:
+                cell += f" <span class='badge {'pass' if passed else 'fail'}'>{'pass' if passed else 'fail'}</span>"
+            error = result.metric_error(method.name, m.name)
+            title = f" title='failed on some targets: {esc(error)}'" if error else ""
+            out.append(f"<td{title}>{cell}</td>")
+        if has_curves:
+            png = _curves_png(result, method.name)
+            image = f"<img class='curve' src='{_data_uri(png)}' alt='curves of {esc(method.name)}'>" if png else "n/a"
+            out.append(f"<td>{image}</td>")
+        out.append("</tr>")
+    out.append("</table>")
+    for m in result.metrics:
+        verdicts = {method.name: result.metric_passed(method.name, m.name) for method in result.methods}
+        if all(v is None for v in verdicts.values()):
+            continue
+        passing = [name for name, v in verdicts.items() if v is True]
+        failing = [name for name, v in verdicts.items() if v is False]
+        unknown = [name for name, v in verdicts.items() if v is None]
+        words = [f"passes: {', '.join(passing)}" if passing else "no method passes",
+                 f"fails: {', '.join(failing)}" if failing else "no method fails"]
+        if unknown:
+            words.append(f"no verdict: {', '.join(unknown)}")
+        out.append(f"<p class='verdict'>Sanity check <b>{esc(m.name)}</b> ({esc(m.description)}): "
+                   f"{esc('; '.join(words))}.</p>")
+    return "\n".join(out)
+
+
 def _image_html(image: np.ndarray, zoom: int) -> str:
     if zoom > 1:
         image = image.repeat(zoom, axis=0).repeat(zoom, axis=1)
@@ -288,7 +382,9 @@ def render_html(result: ComparisonResult, rows: list[tuple], is_image: bool) -> 
         options = ", ".join(f"{k}={v}" for k, v in m.options.items()) or "none"
         out.append(f"<tr><td>{esc(m.name)}</td><td>{esc(m.kind)}</td><td>{esc(m.plugin)}</td><td>{esc(options)}</td>"
                    f"<td>{result.method_seconds(m.name):.2f}</td><td>{outcome}</td></tr>")
-    out.append("</table><h2>Explanations</h2><table class='grid'><tr><th>target / observation</th><th>observation</th>")
+    out.append("</table>")
+    out.append(render_metrics_section(result))
+    out.append("<h2>Explanations</h2><table class='grid'><tr><th>target / observation</th><th>observation</th>")
     out += [f"<th>{esc(m.name)}<br><small>{esc(m.description)}</small></th>" for m in result.methods]
     out.append("</tr>")
     for target, i, cells in rows:
@@ -301,7 +397,7 @@ def render_html(result: ComparisonResult, rows: list[tuple], is_image: bool) -> 
             out.append(f"<td><figure>{image}<figcaption{klass}>{esc(rendered.caption)}</figcaption></figure></td>")
         out.append("</tr>")
     out.append("</table><p>Also written: grid.png (the same grid as one image), results.json (per method and "
-               "target: seconds and statistics), observations.npz (rerun with --observations).</p></body></html>")
+               "target: seconds, statistics and metrics), observations.npz (rerun with --observations).</p></body></html>")
     return "\n".join(out)
 
 
@@ -310,7 +406,10 @@ table{border-collapse:collapse;margin-bottom:1.5em}th,td{border:1px solid #ddd;p
 table.kv th{text-align:left;background:#f6f6f6}table.grid{width:100%;table-layout:fixed}
 table.grid th.row{text-align:right;width:9em}figure{margin:0}figcaption{font-size:12px}
 img{image-rendering:pixelated;display:block;width:100%;height:auto}figure.bar figcaption{font-weight:normal;font-size:10px}
-.error{color:#b22222;font-family:monospace;white-space:pre-wrap}small{font-weight:normal;color:#555}"""
+.error{color:#b22222;font-family:monospace;white-space:pre-wrap}small{font-weight:normal;color:#555}
+table.metrics td{text-align:right;white-space:nowrap}td.na{color:#888;cursor:help}.rank{color:#555;font-size:11px}
+.badge{font-size:11px;padding:0 4px;border-radius:3px;color:white}.badge.pass{background:#2e7d32}
+.badge.fail{background:#b22222}img.curve{width:234px;image-rendering:auto}"""
 
 
 def _json_safe(value):

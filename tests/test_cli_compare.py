@@ -6,26 +6,14 @@ import json
 
 import pytest
 import torch
-from click.testing import CliRunner
 
 from conftest import make_mlp_agent
 from interpret_rl import registry
-from interpret_rl.cli import cli
 from interpret_rl.observations import save_observations
 
 BUILTINS = {"saliency": "saliency", "perturbation": "perturbation", "integrated-gradients": "captum_methods",
             "gradcam": "captum_methods", "occlusion": "captum_methods", "deeplift": "captum_methods",
             "gradient-shap": "captum_methods", "optim": "optim"}
-
-
-@pytest.fixture
-def run():
-    runner = CliRunner()
-
-    def invoke(*args):
-        return runner.invoke(cli, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from torch import nn
 
 from interpret_rl.agent import Agent
 from interpret_rl.hookspecs import hookimpl
+from interpret_rl.plugin_manager import STRICT_ENV, PluginLoadWarning
 from interpret_rl.methods import Explanation, Method, build_method
 from interpret_rl.metrics import (DuplicateMetricError, Metric, MetricResult, UnknownMetricError, build_metric,
                                   evaluate_metrics, explain_holding_actions, get_metric, metric_plugins,
@@ -350,7 +351,7 @@ def test_a_plugin_adds_a_metric(registered, mlp_agent):
                                 "details": {"observations": 2}}
 
 
-def test_duplicate_metric_names_both_plugins(registered):
+def test_duplicate_metric_names_both_plugins_and_keeps_the_first(registered, monkeypatch):
     class Clash:
         @staticmethod
         @hookimpl
@@ -358,10 +359,12 @@ def test_duplicate_metric_names_both_plugins(registered):
             register(type("FakeDeletion", (MeanAbs,), {"name": "deletion"}))
 
     registered(Clash, "clasher")
-    with pytest.raises(DuplicateMetricError) as error:
+    with pytest.warns(PluginLoadWarning, match="'deletion' is registered by both plugin") as caught:
+        assert registered_metrics()["deletion"].__name__ != "FakeDeletion"  # the first one stays
+    assert "'metrics'" in str(caught[0].message) and "'clasher'" in str(caught[0].message)
+    monkeypatch.setenv(STRICT_ENV, "1")  # plugin authors can make it fatal
+    with pytest.raises(DuplicateMetricError, match="'clasher'"):
         registered_metrics()
-    assert "'deletion' is registered by both plugin" in str(error.value)
-    assert "'metrics'" in str(error.value) and "'clasher'" in str(error.value)
 
 
 def test_invalid_metric_class_is_refused(registered):
