@@ -74,6 +74,22 @@ def run():
     return invoke
 
 
+@pytest.fixture
+def registered():
+    """Register throwaway plugins for one test: ``registered(plugin, name)``; unregistered after."""
+    from interpret_rl.plugin_manager import get_plugin_manager
+
+    pm, names = get_plugin_manager(), []
+
+    def register(plugin, name):
+        pm.register(plugin, name=name)
+        names.append(name)
+
+    yield register
+    for name in names:
+        pm.unregister(name=name)
+
+
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path, monkeypatch):
     """Every test gets its own registry home, so no test sees or touches ~/.interpret-rl."""

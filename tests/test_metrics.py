@@ -18,7 +18,6 @@ from interpret_rl.methods import Explanation, Method, build_method
 from interpret_rl.metrics import (DuplicateMetricError, Metric, MetricResult, UnknownMetricError, build_metric,
                                   evaluate_metrics, explain_holding_actions, get_metric, metric_plugins,
                                   registered_metrics)
-from interpret_rl.plugin_manager import get_plugin_manager
 from interpret_rl.targets import chosen_actions, parse_target
 from interpret_rl_plugins.perturbation import gaussian_blur
 from interpret_rl_plugins.randomization import cascade, rank_correlation
@@ -319,19 +318,6 @@ class Throwaway:
     @hookimpl
     def register_metrics(register):
         register(MeanAbs)
-
-
-@pytest.fixture
-def registered():
-    pm, names = get_plugin_manager(), []
-
-    def register(plugin, name):
-        pm.register(plugin, name=name)
-        names.append(name)
-
-    yield register
-    for name in names:
-        pm.unregister(name=name)
 
 
 def test_builtins_are_registered_by_the_metrics_plugin():

@@ -56,20 +56,6 @@ class ClashingPlugin:
         register(type("FakeSaliency", (Constant,), {"name": "saliency"}))
 
 
-@pytest.fixture
-def registered():
-    """Register plugins for one test, unregister them after."""
-    pm, names = get_plugin_manager(), []
-
-    def register(plugin, name):
-        pm.register(plugin, name=name)
-        names.append(name)
-
-    yield register
-    for name in names:
-        pm.unregister(name=name)
-
-
 def test_builtins_are_ordinary_entry_point_plugins():
     assert BUILTINS <= set(registered_methods())
     owners = method_plugins()
