@@ -50,6 +50,8 @@ def test_signal_saves_a_checkpoint_and_exits_with_the_shell_code(isolated_home, 
     assert agent.steps_trained == meta["steps_trained"]
     leftovers = [p.name for p in (isolated_home / "models" / "sig").iterdir() if p.name.endswith(".tmp")]
     assert leftovers == []
+    with pytest.raises(ProcessLookupError):  # no orphan worker left in the run's process group
+        os.killpg(proc.pid, 0)
 
 
 def test_interrupted_run_resumes_with_its_step_counter(isolated_home):
