@@ -105,6 +105,13 @@ def test_scores_are_differentiable(mlp_agent):
 
 
 def test_paired_scores_equal_separate_scores(cnn_agent, atari_observations):
+    specs = ("conv3:5", "value", "fc:7", "action:FIRE", "conv3:9:2:3", "action", "conv3:5")
+    targets = [parse_target(s, cnn_agent) for s in specs]
+    observations = atari_observations[[0, 1, 2, 0, 1, 2, 1]]
+    with torch.no_grad():
+        paired = paired_target_scores(cnn_agent, targets, observations)
+        separate = torch.stack([target_scores(cnn_agent, t, observations)[i] for i, t in enumerate(targets)])
+    torch.testing.assert_close(paired, separate)
     targets = [parse_target(s, cnn_agent) for s in ("conv3:5", "value", "fc:7")]
     with torch.no_grad():
         paired = paired_target_scores(cnn_agent, targets, atari_observations)
