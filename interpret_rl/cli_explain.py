@@ -109,9 +109,9 @@ def compare_command(model, method_names, targets, frames, observations_file, out
 def _compare_checkpoints(model, method_names, targets, frames, observations_file, out_dir, options, seed,
                          checkpoints, device):
     """``compare --checkpoints``: the same observations and targets explained at each chosen checkpoint."""
-    from interpret_rl.compare import compare_checkpoints, prepare_methods, prepare_targets, select_checkpoints
+    from interpret_rl.across_training import compare_checkpoints, select_checkpoints, write_checkpoint_report
+    from interpret_rl.compare import prepare_methods, prepare_targets
     from interpret_rl.observations import load_observations
-    from interpret_rl.report import write_checkpoint_report
 
     try:  # a model without snapshots, an unknown step, method or target: one line, before any work
         chosen = select_checkpoints(model, checkpoints)

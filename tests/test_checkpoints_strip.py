@@ -11,7 +11,7 @@ from PIL import Image
 
 from interpret_rl import registry
 from interpret_rl.a2c import config_from_preset, train
-from interpret_rl.compare import CheckpointError, compare_checkpoints, select_checkpoints
+from interpret_rl.across_training import CheckpointError, compare_checkpoints, select_checkpoints
 
 
 @pytest.fixture(scope="module")
