@@ -188,14 +188,32 @@ def check_spaces(meta: dict, observation_space: dict, action_space: dict, where:
                                      f"the environment's {got}")
 
 
+def check_env_matches(meta: dict, where: str = "") -> None:
+    """Build the model's environment once and refuse the model if its spaces differ from the
+    recorded ones (e.g. meta.json edited to another game), before any weights are read."""
+    from interpret_rl.agent import space_to_dict
+    from interpret_rl.envs import make_vector_env
+
+    envs = make_vector_env(meta["env_id"], 1, for_training=False, settings=meta["env_settings"], num_threads=1)
+    try:
+        check_spaces(meta, space_to_dict(envs.single_observation_space), space_to_dict(envs.single_action_space),
+                     where=where)
+    finally:
+        envs.close()
+
+
 def load_agent(name_or_path: str | os.PathLike, device: str | torch.device = "cpu",
-               snapshot: str | None = None) -> Agent:
+               snapshot: str | None = None, check_env: bool = True) -> Agent:
     """Load a registered model by name or folder. Never unpickles; verifies every sha256.
 
     :param snapshot: file name of a training snapshot under ``checkpoints/`` instead of the final weights.
+    :param check_env: refuse a model whose recorded spaces differ from its environment's (before
+        any weights are read).
     """
     path = resolve(name_or_path)
     meta = read_meta(path)
+    if check_env:
+        check_env_matches(meta, where=str(path))
     filename = f"checkpoints/{snapshot}" if snapshot else WEIGHTS
     state = _load_tensors(path / filename, _read_verified(path, filename, meta))
     try:

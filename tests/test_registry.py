@@ -139,3 +139,13 @@ def test_invalid_model_names_are_refused():
     for bad in ("", "../escape", "a/b", "-dash-first", "x" * 65):
         with pytest.raises(ValueError, match="invalid model name"):
             registry.check_name(bad)
+
+
+def test_model_whose_env_has_other_spaces_is_refused_before_weights_are_read(monkeypatch):
+    path = _saved(make_cnn_agent(), "bo")
+    registry.update_meta(path, env_id="ALE/Pong-v5")  # Pong has 6 actions, the network 4
+    monkeypatch.setattr(registry, "_load_tensors", lambda *a: pytest.fail("weights were read"))
+    with pytest.raises(SpaceMismatchError, match=r"action space of the checkpoint \{'type': 'Discrete', 'n': 4\} "
+                                                 r"does not match the environment's \{'type': 'Discrete', 'n': 6\}"):
+        registry.load_agent("bo")
+
