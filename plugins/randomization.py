@@ -16,8 +16,9 @@ compared with the trained network's map by Spearman's rank correlation of |map| 
 observation, then averaged over observations). The reference map is recomputed under the same seed
 as the randomised ones, so for methods that draw random numbers only the weights differ.
 
-value: the mean correlation over the cascade steps (lower: more weight-dependent).
-passed: the correlation once *every* layer is randomised is below ``threshold`` (default 0.5).
+value: the correlation once *every* layer is randomised (lower: more weight-dependent); the
+same number decides ``passed`` (below ``threshold``, default 0.5), so the report's ranking and its
+pass/fail verdicts agree. The per-step correlations and their mean are in the details.
 The last step is the one that decides because a layer target (``conv2:3``) does not depend on
 the layers above it, so its correlation rightly stays 1 until the cascade reaches its own layer.
 The threshold is a judgement call (Adebayo et al. judged by eye): a method that ignores the
@@ -123,7 +124,8 @@ class Randomization(Metric):
                 per_observation.append(rhos)
                 correlations.append(sum(rhos) / len(rhos))
         threshold = self.options.threshold
-        return self._result(sum(correlations) / len(correlations), layers=layers, correlations=correlations,
+        return self._result(correlations[-1], mean_over_cascade=sum(correlations) / len(correlations),
+                            layers=layers, correlations=correlations,
                             per_observation=per_observation, threshold=threshold,
                             passed=bool(correlations[-1] < threshold),
                             rule=f"passed when the rank correlation with every layer randomised is below {threshold}")
