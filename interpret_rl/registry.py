@@ -301,7 +301,10 @@ def save_agent(agent: Agent, out_dir: str | os.PathLike, optimizer: torch.optim.
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     previous = read_meta(out_dir) if (out_dir / META).is_file() else {}
-    files = {k: v for k, v in previous.get("files", {}).items() if k.startswith("checkpoints/")}
+    # Keep the records of files this save does not rewrite (snapshots; the optimizer state when
+    # only the weights are saved), or a later --resume would refuse an unrecorded optimizer file.
+    files = {k: v for k, v in previous.get("files", {}).items()
+             if k.startswith("checkpoints/") or (k == OPTIMIZER and optimizer is None)}
     weights = _state_bytes(agent.network)
     atomic_write_bytes(out_dir / WEIGHTS, weights)
     files[WEIGHTS] = sha256_bytes(weights)

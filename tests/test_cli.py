@@ -69,6 +69,8 @@ def test_existing_model_is_not_overwritten_without_force(run):
 
 def test_resume_continues_the_step_counter(run):
     assert run("train", "--steps", "800", "--name", "r", "--quiet", "--eval-episodes", "0").exit_code == 0
+    # re-saving only the weights (as evaluate --save or bundling does) must keep the optimizer record
+    registry.save_agent(registry.load_agent("r"), registry.user_models_dir() / "r")
     result = run("train", "--resume", "r", "--steps", "1600", "--quiet", "--eval-episodes", "0")
     assert result.exit_code == 0, result.output
     assert registry.read_meta(registry.user_models_dir() / "r")["steps_trained"] == 1600
