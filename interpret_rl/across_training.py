@@ -140,7 +140,8 @@ def compare_checkpoints(name: str, methods: Sequence[str], targets: Sequence[str
     parsed = _pinned_targets(final, parsed, observations)
     results = []
     for step, file in chosen:
-        agent = registry.load_agent(name, device=device, snapshot=file)
+        # the snapshots share the final model's meta.json, whose spaces were checked when it loaded
+        agent = registry.load_agent(name, device=device, snapshot=file, check_env=False)
         result = compare(agent, methods, targets=parsed, observations=observations, seed=seed, options=options)
         result.agent_name = f"{final.name} at step {step:,}"
         result.model_sha256 = agent.meta["files"].get(f"checkpoints/{file}")  # the snapshot's, not the final weights'

@@ -40,6 +40,17 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+@contextlib.contextmanager
+def bad_request_is_a_user_error():
+    """Inside the block a ``ValueError`` from checking the request becomes one line and exit 2."""
+    try:
+        yield
+    except ValueError as err:
+        if isinstance(err, user_errors()):
+            raise  # InterpretRLGroup already turns these into exit 2
+        raise UserError(str(err)) from None
+
+
 class InterpretRLGroup(click.Group):
     """Turns the library's "you asked for something that does not exist" errors into exit code 2."""
 

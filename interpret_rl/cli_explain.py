@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from interpret_rl import registry
-from interpret_rl.cli import UserError, _check_device, _comma_list, _positive, cli, user_errors
+from interpret_rl.cli import UserError, _check_device, _comma_list, _positive, bad_request_is_a_user_error, cli
 
 
 def _default_compare_model() -> str:
@@ -55,7 +55,8 @@ def compare_command(model, method_names, targets, frames, observations_file, out
 
     if frames is not None and observations_file:
         raise UserError("--frames and --observations exclude each other: the file decides the observations")
-    try:  # everything that can be wrong with the request fails here, before any observation is collected
+    # everything that can be wrong with the request fails here, before any observation is collected
+    with bad_request_is_a_user_error():
         out_dir = check_output_dir(out)
         options = parse_option_args(list(option_args))
         metric_options = {}
@@ -68,8 +69,6 @@ def compare_command(model, method_names, targets, frames, observations_file, out
         metrics = prepare_metrics(metric_names, metric_options) if metric_names else []
         if metric_options and not metrics:
             raise ValueError(f"options given for metric {', '.join(metric_options)}, but no --metrics asked for")
-    except ValueError as err:
-        raise UserError(str(err)) from None
     _check_device(device)
     if threads:
         import torch
@@ -79,14 +78,10 @@ def compare_command(model, method_names, targets, frames, observations_file, out
         return _compare_checkpoints(model or _default_compare_model(), method_names, targets, frames,
                                     observations_file, out_dir, options, seed, checkpoints, device)
     agent = registry.load_agent(model or _default_compare_model(), device=device)
-    try:
+    with bad_request_is_a_user_error():
         prepare_methods(method_names, options)
         prepare_targets(agent, targets)
         observations = load_observations(observations_file, agent.observation_shape) if observations_file else None
-    except ValueError as err:
-        if isinstance(err, user_errors()):
-            raise
-        raise UserError(str(err)) from None
     click.echo(f"comparing {', '.join(method_names)} on {agent.name} ({agent.env_id})", err=True)
     result = compare(agent, method_names, targets=targets, observations=observations, frames=frames or 3,
                      seed=seed, options=options, metrics=metrics)
@@ -113,16 +108,13 @@ def _compare_checkpoints(model, method_names, targets, frames, observations_file
     from interpret_rl.compare import prepare_methods, prepare_targets
     from interpret_rl.observations import load_observations
 
-    try:  # a model without snapshots, an unknown step, method or target: one line, before any work
+    # a model without snapshots, an unknown step, method or target: one line, before any work
+    with bad_request_is_a_user_error():
         chosen = select_checkpoints(model, checkpoints)
         prepare_methods(method_names, options)
         final = registry.load_agent(model, device=device)
         prepare_targets(final, targets)
         observations = load_observations(observations_file, final.observation_shape) if observations_file else None
-    except ValueError as err:
-        if isinstance(err, user_errors()):
-            raise
-        raise UserError(str(err)) from None
     click.echo(f"comparing {', '.join(method_names)} on {final.name} ({final.env_id}) at {len(chosen)} "
                f"checkpoints, steps {', '.join(f'{s:,}' for s, _ in chosen)}", err=True)
     result = compare_checkpoints(model, method_names, targets=targets, observations=observations, frames=frames or 1,
@@ -178,14 +170,11 @@ def video_command(model, method_names, steps, out, seed, option_args, fps, devic
 
     if steps < 1:
         raise UserError(f"--steps {steps}: play at least one step")
-    try:  # everything that can be wrong with the request fails here, before a model is loaded
+    # everything that can be wrong with the request fails here, before a model is loaded
+    with bad_request_is_a_user_error():
         path = check_video_path(out)
         options = parse_option_args(list(option_args))
         prepare_video_methods(method_names, options)
-    except ValueError as err:
-        if isinstance(err, user_errors()):
-            raise
-        raise UserError(str(err)) from None
     _check_device(device)
     import torch
 

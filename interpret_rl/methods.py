@@ -9,7 +9,6 @@ See docs/methods-api.md for the full contract every method obeys.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import types
 import typing
 from contextlib import contextmanager
@@ -19,7 +18,7 @@ from typing import Any, ClassVar, Iterator
 import numpy as np
 import torch
 
-from interpret_rl.plugin_manager import collect_registrations
+from interpret_rl.plugin_manager import collect_registrations, unknown_name_message
 from interpret_rl.targets import Target
 
 KINDS = ("attribution", "synthesis")
@@ -125,9 +124,7 @@ def get_method(name: str) -> type[Method]:
     methods = registered_methods()
     if name in methods:
         return methods[name]
-    close = difflib.get_close_matches(name, methods, n=3, cutoff=0.5)
-    hint = f"; did you mean {' or '.join(close)}?" if close else ""
-    raise UnknownMethodError(f"unknown method {name!r}{hint} (available: {', '.join(methods) or 'none'})")
+    raise UnknownMethodError(unknown_name_message("method", name, methods))
 
 
 _TRUE = {"1", "true", "yes", "on"}

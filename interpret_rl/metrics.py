@@ -20,7 +20,6 @@ others, and each is checked against a snapshot of the network afterwards.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Sequence
@@ -29,7 +28,7 @@ import torch
 
 from interpret_rl.guard import ModelGuard
 from interpret_rl.methods import KINDS, Explanation, Method, NotApplicableError, build_options, seeded_rng
-from interpret_rl.plugin_manager import collect_registrations
+from interpret_rl.plugin_manager import collect_registrations, unknown_name_message
 from interpret_rl.targets import Target, parse_target
 
 
@@ -142,9 +141,7 @@ def get_metric(name: str) -> type[Metric]:
     metrics = registered_metrics()
     if name in metrics:
         return metrics[name]
-    close = difflib.get_close_matches(name, metrics, n=3, cutoff=0.5)
-    hint = f"; did you mean {' or '.join(close)}?" if close else ""
-    raise UnknownMetricError(f"unknown metric {name!r}{hint} (available: {', '.join(metrics) or 'none'})")
+    raise UnknownMetricError(unknown_name_message("metric", name, metrics))
 
 
 def build_metric(name: str, options: dict[str, Any] | None = None) -> Metric:

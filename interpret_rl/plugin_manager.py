@@ -110,3 +110,13 @@ def collect_registrations(hook_name: str, check, duplicate_error: type[Exception
         impl.function(**{arg: register for arg in impl.argnames})  # "register" is the only hook argument
     return dict(sorted(found.items())), owners
 
+
+def unknown_name_message(kind: str, name: str, known) -> str:
+    """``unknown method 'salincy'; did you mean saliency? (available: ...)`` for registry lookups."""
+    import difflib
+
+    known = list(known)
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    return f"unknown {kind} {name!r}{hint} (available: {', '.join(known) or 'none'})"
+
