@@ -23,6 +23,7 @@ class EvalResult:
     lengths: list[int]
     seed: int
     deterministic: bool
+    steps_trained: int = 0  # of the agent evaluated, so a recorded score says which weights it is for
     frames: list[np.ndarray] = field(default_factory=list, repr=False)
 
     @property
@@ -37,7 +38,7 @@ class EvalResult:
         return {"episodes": len(self.scores), "mean": round(self.mean, 3), "std": round(self.std, 3),
                 "min": float(np.min(self.scores)), "max": float(np.max(self.scores)),
                 "mean_length": float(np.mean(self.lengths)), "seed": self.seed,
-                "policy": "greedy" if self.deterministic else "stochastic"}
+                "policy": "greedy" if self.deterministic else "stochastic", "steps_trained": self.steps_trained}
 
 
 def evaluate(agent: Agent, episodes: int = 10, seed: int = 0, deterministic: bool = False,
@@ -77,7 +78,8 @@ def evaluate(agent: Agent, episodes: int = 10, seed: int = 0, deterministic: boo
             raise RuntimeError(f"evaluation did not finish {episodes} episodes in {max_steps} steps")
     finally:
         envs.close()
-    return EvalResult(scores=scores, lengths=lengths, seed=seed, deterministic=deterministic, frames=frames)
+    return EvalResult(scores=scores, lengths=lengths, seed=seed, deterministic=deterministic,
+                      steps_trained=agent.steps_trained, frames=frames)
 
 
 def observation_frame(obs: np.ndarray) -> np.ndarray:

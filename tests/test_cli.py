@@ -54,6 +54,7 @@ def test_train_then_models_then_evaluate(run, isolated_home):
         p.name for p in path.iterdir()}
     meta = json.loads((path / "meta.json").read_text())
     assert meta["steps_trained"] == 2000 and meta["evaluation"]["episodes"] == 2
+    assert meta["evaluation"]["steps_trained"] == 2000  # which weights the recorded score belongs to
     assert "tiny" in run("models").output
     evaluated = run("evaluate", "tiny", "--episodes", "2", "--save")
     assert evaluated.exit_code == 0 and "score" in evaluated.output
