@@ -41,12 +41,12 @@ from torch import nn
 warnings.filterwarnings("ignore", category=FutureWarning)  # kornia 0.4.1 on torch 2.x
 warnings.filterwarnings("ignore", category=UserWarning)
 
-from lucent.optvis import param, render, transform
+# imported after the warning filters on purpose: lucent's imports warn
+from lucent.optvis import param, render, transform  # noqa: E402
 
-from interpret_rl.methods import seeded_rng
-from interpret_rl.targets import (layer_output_shape, paired_target_scores, parse_target,
-                                  target_scores)
-from interpret_rl_plugins.optim import Optim
+from interpret_rl.methods import seeded_rng  # noqa: E402
+from interpret_rl.targets import layer_output_shape, paired_target_scores, parse_target, target_scores  # noqa: E402
+from interpret_rl_plugins.optim import Optim  # noqa: E402
 
 
 class LogitsOnly(nn.Module):

@@ -42,8 +42,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from interpret_rl.targets import actions_for, parse_target, target_scores
 import interpret_rl_plugins.perturbation as perturbation_plugin
+from interpret_rl.targets import actions_for, parse_target, target_scores
 from interpret_rl_plugins.perturbation import Perturbation, perturbation_saliency_loop, upsample_scores
 
 try:
@@ -97,8 +97,8 @@ def greydanus_loop(agent, target, observations: torch.Tensor, stride: int = 5, r
                         blurred = _torch_blur(torch.from_numpy(frame), blur).numpy()
                     perturbed = frame * (1 - mask) + blurred * mask
                     state = torch.tensor(perturbed, dtype=torch.float32).unsqueeze(0)
-                    l = target_scores(agent, target, state, actions=actions)[0]
-                    scores[yi, xi] = float((L - l).pow(2).mul(0.5))
+                    perturbed_score = target_scores(agent, target, state, actions=actions)[0]
+                    scores[yi, xi] = float((L - perturbed_score).pow(2).mul(0.5))
             maps.append(upsample_scores(torch.from_numpy(scores), stride, (height, width)).expand(channels, -1, -1))
     return torch.stack(maps).contiguous()
 
@@ -191,8 +191,8 @@ def main():
         """Median over repeats of the speed ratio within each repeat (robust to load changing between repeats)."""
         return statistics.median(s / o for s, o in zip(seconds[name], seconds[ours]))
 
-    print("\nobservations/s (median of %d repeats, %d observations each); speed-ups are the median of the "
-          "per-repeat ratios:" % (args.repeats, len(obs)))
+    print(f"\nobservations/s (median of {args.repeats} repeats, {len(obs)} observations each); speed-ups are the "
+          "median of the per-repeat ratios:")
     for name in runs:
         speedup = "" if name == "ours" else f"   ours is {ratio(name):.1f}x faster"
         generic = "" if name in ("ours", "ours-generic", "before") else \

@@ -6,7 +6,6 @@
 import argparse
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 

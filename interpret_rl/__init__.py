@@ -1,6 +1,6 @@
 """interpret-rl: train A2C agents and compare what explanation methods say they look at."""
 
-from interpret_rl.a2c import A2CConfig, PRESETS, config_from_preset, train
+from interpret_rl.a2c import PRESETS, A2CConfig, config_from_preset, train
 from interpret_rl.agent import Agent
 from interpret_rl.compare import compare
 from interpret_rl.registry import list_models, load_agent, save_agent

@@ -12,17 +12,18 @@ import base64
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from interpret_rl.agent import Agent
-from interpret_rl.envs import default_env_settings, is_atari, make_vector_env
 from interpret_rl.distributed import Ranks
+from interpret_rl.envs import default_env_settings, is_atari, make_vector_env
 from interpret_rl.interrupts import TrainingInterrupted, stop_on_signals
 from interpret_rl.rmsprop_tf import RMSpropTF
 from interpret_rl.training_log import TrainingLog

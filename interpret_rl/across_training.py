@@ -13,9 +13,10 @@ import io
 import json
 import os
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,9 +26,22 @@ from matplotlib.figure import Figure
 from interpret_rl.atomic import atomic_write_bytes, atomic_write_text
 from interpret_rl.compare import ComparisonResult, MethodInfo, compare, prepare_methods, prepare_targets
 from interpret_rl.observations import check_observations, collect_observations, save_observations
-from interpret_rl.report import (HTML_ZOOM, CellRenderer, RenderedCell, _frames, _grey, _image_html, _json_safe,
-                                 _overlay, _strip, check_output_dir, render_grid, render_html)
+from interpret_rl.report import (
+    HTML_ZOOM,
+    CellRenderer,
+    RenderedCell,
+    _frames,
+    _grey,
+    _image_html,
+    _json_safe,
+    _overlay,
+    _strip,
+    check_output_dir,
+    render_grid,
+    render_html,
+)
 from interpret_rl.targets import Target, chosen_actions, parse_target
+
 
 class CheckpointError(ValueError):
     """A model without weight snapshots, or a checkpoint step it does not have."""

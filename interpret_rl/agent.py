@@ -77,7 +77,7 @@ class Agent:
 
     @classmethod
     def for_env(cls, envs, env_id: str, env_settings: dict, architecture: str = "auto",
-                architecture_args: dict | None = None, device: str | torch.device = "cpu") -> "Agent":
+                architecture_args: dict | None = None, device: str | torch.device = "cpu") -> Agent:
         """A freshly initialised agent for the spaces of ``envs`` (a ``VectorEnv``)."""
         obs_space = envs.single_observation_space
         n_actions = int(envs.single_action_space.n)

@@ -102,7 +102,8 @@ def _positive(ctx, param, value):
 def train(env_id, preset, steps, name, seed, device, num_envs, n_steps, lr, architecture, target_return, tensorboard,
           keep_checkpoints, checkpoint_every, eval_episodes, force, resume, quiet):
     """Train an A2C agent and save it in the registry."""
-    from interpret_rl.a2c import PRESETS, config_from_preset, train as train_agent
+    from interpret_rl.a2c import PRESETS, config_from_preset
+    from interpret_rl.a2c import train as train_agent
 
     if resume:
         return _resume(resume, steps, device, tensorboard, eval_episodes, quiet)
@@ -147,7 +148,8 @@ def _training_outcomes(name: str):
 
 
 def _resume(name, steps, device, tensorboard, eval_episodes, quiet):
-    from interpret_rl.a2c import A2CConfig, train as train_agent
+    from interpret_rl.a2c import A2CConfig
+    from interpret_rl.a2c import train as train_agent
 
     out_dir = registry.resolve(name)
     if out_dir.is_relative_to(registry.BUNDLED_DIR):
@@ -197,10 +199,11 @@ def plot_training_curve(model_dir: Path) -> Path | None:
     import matplotlib
 
     matplotlib.use("Agg")
+    import io
+
     import matplotlib.pyplot as plt
 
     from interpret_rl.atomic import atomic_write_bytes
-    import io
 
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
     ax.plot([p[0] for p in points], [p[1] for p in points])

@@ -143,7 +143,7 @@ def methods_command(verbose):
     rows = [("NAME", "KIND", "PLUGIN", "DESCRIPTION")]
     rows += [(name, method.kind, plugins[name], method.description) for name, method in methods.items()]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    for row, (name, method) in zip(rows, [(None, None)] + list(methods.items())):
+    for row, (_name, method) in zip(rows, [(None, None)] + list(methods.items())):
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths)) + "  " + row[3])
         if verbose and method is not None:
             fields = [f"{f.name}={f.default!r}" for f in dataclasses.fields(method.Options)]

@@ -19,16 +19,31 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
 from interpret_rl.guard import HOOK_DICTS, ModelGuard  # noqa: F401 (HOOK_DICTS: re-exported)
-from interpret_rl.metrics import (Metric, MetricResult, build_metric, evaluate_metrics, get_metric,
-                                  metric_plugins, registered_metrics)
-from interpret_rl.methods import (Explanation, Method, build_method, get_method, method_plugins,
-                                  registered_methods, seeded_rng)
+from interpret_rl.methods import (
+    Explanation,
+    Method,
+    build_method,
+    get_method,
+    method_plugins,
+    registered_methods,
+    seeded_rng,
+)
+from interpret_rl.metrics import (
+    Metric,
+    MetricResult,
+    build_metric,
+    evaluate_metrics,
+    get_metric,
+    metric_plugins,
+    registered_metrics,
+)
 from interpret_rl.observations import check_observations, collect_observations
 from interpret_rl.targets import Target, chosen_actions, default_targets, parse_target
 
@@ -235,8 +250,8 @@ def prepare_metrics(metrics: Sequence[str | Metric] | str | None,
         metrics = [metrics]
     metrics = list(metrics or [])
     if any(m == "all" for m in metrics if isinstance(m, str)):
-        metrics = [m for m in metrics if not isinstance(m, str)] + [n for n in registered_metrics()
-                                                                     if n not in {getattr(m, "name", None) for m in metrics}]
+        given = {getattr(m, "name", None) for m in metrics}
+        metrics = [m for m in metrics if not isinstance(m, str)] + [n for n in registered_metrics() if n not in given]
     instances = [m if isinstance(m, Metric) else build_metric(m, options.get(m)) for m in metrics]
     names = [m.name for m in instances]
     repeated = sorted({n for n in names if names.count(n) > 1})
@@ -340,7 +355,8 @@ def _method_info(method: Method) -> MethodInfo:
     registered = type(method) is registered_methods().get(method.name)
     plugin = method_plugins().get(method.name) if registered else None
     options = dataclasses.asdict(method.options) if dataclasses.is_dataclass(method.options) else {}
-    return MethodInfo(name=method.name, kind=method.kind, plugin=plugin or f"{type(method).__module__} (not registered)",
+    return MethodInfo(name=method.name, kind=method.kind,
+                      plugin=plugin or f"{type(method).__module__} (not registered)",
                       description=method.description, options=options)
 
 

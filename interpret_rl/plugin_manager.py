@@ -107,7 +107,7 @@ def collect_registrations(hook_name: str, check, duplicate_error: type[Exception
             found[cls.name] = cls
             owners[cls.name] = plugin
 
-        impl.function(**{arg: register for arg in impl.argnames})  # "register" is the only hook argument
+        impl.function(**dict.fromkeys(impl.argnames, register))  # "register" is the only hook argument
     return dict(sorted(found.items())), owners
 
 

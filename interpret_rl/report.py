@@ -172,7 +172,8 @@ class CellRenderer:
                 policy = result.policy[i]
                 first = RenderedCell(shown[i], f"obs {i}: policy {policy['action']} "
                                                f"(p={policy['probability']:.2f}), value {policy['value']:.3g}")
-                rows.append((target, i, [first] + [self.method_cell(m.name, target.spec, i, x) for m in result.methods]))
+                cells = [self.method_cell(m.name, target.spec, i, x) for m in result.methods]
+                rows.append((target, i, [first, *cells]))
         return rows
 
     def method_cell(self, method: str, target: str, i: int, x: np.ndarray) -> RenderedCell:
@@ -377,8 +378,8 @@ def render_html(result: ComparisonResult, rows: list[tuple], is_image: bool) -> 
                "<th>options</th><th>seconds</th><th>outcome</th></tr>")
     for m in result.methods:
         errors = result.method_errors(m.name)
-        outcome = f"<span class='error'>{len(errors)} of {len(result.targets)} targets failed: {esc(errors[0])}</span>" \
-            if errors else "ok"
+        outcome = (f"<span class='error'>{len(errors)} of {len(result.targets)} targets failed: "
+                   f"{esc(errors[0])}</span>" if errors else "ok")
         options = ", ".join(f"{k}={v}" for k, v in m.options.items()) or "none"
         out.append(f"<tr><td>{esc(m.name)}</td><td>{esc(m.kind)}</td><td>{esc(m.plugin)}</td><td>{esc(options)}</td>"
                    f"<td>{result.method_seconds(m.name):.2f}</td><td>{outcome}</td></tr>")
@@ -397,7 +398,8 @@ def render_html(result: ComparisonResult, rows: list[tuple], is_image: bool) -> 
             out.append(f"<td><figure>{image}<figcaption{klass}>{esc(rendered.caption)}</figcaption></figure></td>")
         out.append("</tr>")
     out.append("</table><p>Also written: grid.png (the same grid as one image), results.json (per method and "
-               "target: seconds, statistics and metrics), observations.npz (rerun with --observations).</p></body></html>")
+               "target: seconds, statistics and metrics), observations.npz (rerun with --observations).</p>"
+               "</body></html>")
     return "\n".join(out)
 
 
@@ -405,7 +407,8 @@ CSS = """body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse;margin-bottom:1.5em}th,td{border:1px solid #ddd;padding:4px 6px;vertical-align:top}
 table.kv th{text-align:left;background:#f6f6f6}table.grid{width:100%;table-layout:fixed}
 table.grid th.row{text-align:right;width:9em}figure{margin:0}figcaption{font-size:12px}
-img{image-rendering:pixelated;display:block;width:100%;height:auto}figure.bar figcaption{font-weight:normal;font-size:10px}
+img{image-rendering:pixelated;display:block;width:100%;height:auto}
+figure.bar figcaption{font-weight:normal;font-size:10px}
 .error{color:#b22222;font-family:monospace;white-space:pre-wrap}small{font-weight:normal;color:#555}
 table.metrics td{text-align:right;white-space:nowrap}td.na{color:#888;cursor:help}.rank{color:#555;font-size:11px}
 .badge{font-size:11px;padding:0 4px;border-radius:3px;color:white}.badge.pass{background:#2e7d32}

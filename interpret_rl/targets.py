@@ -14,9 +14,9 @@ One syntax for every method (``parse_target``):
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import torch
 from torch import nn

@@ -16,10 +16,18 @@ from dataclasses import dataclass
 import torch
 from captum.attr import (
     DeepLift as CaptumDeepLift,
+)
+from captum.attr import (
     GradientShap as CaptumGradientShap,
+)
+from captum.attr import (
     IntegratedGradients as CaptumIntegratedGradients,
+)
+from captum.attr import (
     LayerAttribution,
     LayerGradCam,
+)
+from captum.attr import (
     Occlusion as CaptumOcclusion,
 )
 from torch import nn

@@ -13,8 +13,8 @@ explanation also names the real observations that excite the target most (``data
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -23,8 +23,7 @@ from torch import nn
 
 from interpret_rl.hookspecs import hookimpl
 from interpret_rl.methods import Explanation, Method, seeded_rng
-from interpret_rl.targets import (Target, chosen_actions, layer_output_shape, paired_target_scores,
-                                  target_scores)
+from interpret_rl.targets import Target, chosen_actions, layer_output_shape, paired_target_scores, target_scores
 
 MONOTONE_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.Tanh, nn.Sigmoid, nn.Softplus)
 PRE_ACTIVATION_WEIGHT = 0.1

@@ -4,8 +4,9 @@ For each centre on a grid (every ``stride`` pixels) a Gaussian mask (sigma ``rad
 frame with a blurred copy of itself (sigma 3); the score of that centre is
 ``0.5 * (f(obs) - f(perturbed))**2`` for the target score f. The coarse grid of scores is upsampled
 bilinearly to the frame size. (Greydanus blur a one-pixel disk with sigma ``radius`` and scale it to
-peak 1; the analytic Gaussian used here has the same shape up to that one pixel.) Blurring instead of blacking out keeps the perturbed frame close to
-the data distribution, so the score measures "information at this place", not "an unusual frame".
+peak 1; the analytic Gaussian used here has the same shape up to that one pixel.) Blurring instead of
+blacking out keeps the perturbed frame close to the data distribution, so the score measures
+"information at this place", not "an unusual frame".
 
 ``Perturbation`` evaluates all masks of an observation in a few large batches;
 ``perturbation_saliency_loop`` is the plain one-forward-per-mask loop it is tested against.
@@ -23,9 +24,9 @@ float rounding (tested against the loop); any other network takes the generic pa
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F

@@ -3,7 +3,6 @@ writes its weights so the test can check they are identical."""
 
 import sys
 
-import torch
 from safetensors.torch import save_file
 
 from interpret_rl.a2c import config_from_preset, train

@@ -9,11 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from interpret_rl.a2c import (PRESETS, A2CConfig, a2c_loss, config_from_preset, make_optimizer,
-                              n_step_returns, train)
+from interpret_rl.a2c import PRESETS, A2CConfig, a2c_loss, config_from_preset, make_optimizer, n_step_returns, train
 from interpret_rl.networks import MLPActorCritic, NatureCNNActorCritic
 from interpret_rl.rmsprop_tf import RMSpropTF
-
 
 # --- item 3: n-step returns ------------------------------------------------------------------
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 import torch
-
 from conftest import make_mlp_agent
+
 from interpret_rl import registry
 from interpret_rl.observations import save_observations
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import make_mlp_agent
+
 from interpret_rl import registry
 from interpret_rl.compare import compare, prepare_metrics
 from interpret_rl.metrics import MetricResult, UnknownMetricError, metric_plugins, registered_metrics

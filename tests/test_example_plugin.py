@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-
 from conftest import make_mlp_agent
+
 from interpret_rl import compare, registry
 from interpret_rl.cli import cli
 from interpret_rl.plugin_manager import get_plugin_manager, reset_plugin_manager

@@ -13,11 +13,20 @@ from torch import nn
 
 from interpret_rl.agent import Agent
 from interpret_rl.hookspecs import hookimpl
-from interpret_rl.plugin_manager import STRICT_ENV, PluginLoadWarning
 from interpret_rl.methods import Explanation, Method, build_method
-from interpret_rl.metrics import (DuplicateMetricError, Metric, MetricResult, UnknownMetricError, build_metric,
-                                  evaluate_metrics, explain_holding_actions, get_metric, metric_plugins,
-                                  registered_metrics)
+from interpret_rl.metrics import (
+    DuplicateMetricError,
+    Metric,
+    MetricResult,
+    UnknownMetricError,
+    build_metric,
+    evaluate_metrics,
+    explain_holding_actions,
+    get_metric,
+    metric_plugins,
+    registered_metrics,
+)
+from interpret_rl.plugin_manager import STRICT_ENV, PluginLoadWarning
 from interpret_rl.targets import chosen_actions, parse_target
 from interpret_rl_plugins.perturbation import gaussian_blur
 from interpret_rl_plugins.randomization import cascade, rank_correlation

@@ -9,11 +9,11 @@ import math
 
 import pytest
 import torch
+from test_methods_contract import Snapshot
 
 from interpret_rl.methods import build_method
 from interpret_rl.metrics import MetricResult, build_metric, evaluate_metrics, registered_metrics
 from interpret_rl.targets import parse_target
-from test_methods_contract import Snapshot
 
 # Cheap settings so the matrix runs in seconds; every code path is still taken.
 FAST_METRICS = {"deletion": {"steps": "5"}, "insertion": {"steps": "5"}, "infidelity": {"samples": "3"},

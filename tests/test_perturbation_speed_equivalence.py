@@ -49,8 +49,8 @@ def greydanus_reference(agent, target, observations, stride, radius=5.0, blur=3.
                     mask = np.exp(-(x * x + y * y) / (2.0 * radius ** 2))
                     perturbed = frame * (1 - mask) + gaussian_filter(frame, sigma=(0, blur, blur), mode="mirror") * mask
                     state = torch.tensor(perturbed, dtype=torch.float32)[None]
-                    l = target_scores(agent, target, state, actions=actions)[0]
-                    scores[yi, xi] = float(0.5 * (L - l) ** 2)
+                    perturbed_score = target_scores(agent, target, state, actions=actions)[0]
+                    scores[yi, xi] = float(0.5 * (L - perturbed_score) ** 2)
             maps.append(upsample_scores(torch.from_numpy(scores), stride, (height, width)).expand(channels, -1, -1))
     return torch.stack(maps)
 

@@ -12,8 +12,16 @@ import torch
 
 from interpret_rl import plugin_manager
 from interpret_rl.hookspecs import hookimpl
-from interpret_rl.methods import (DuplicateMethodError, Method, UnknownMethodError, build_method, get_method,
-                                  method_plugins, parse_option_args, registered_methods)
+from interpret_rl.methods import (
+    DuplicateMethodError,
+    Method,
+    UnknownMethodError,
+    build_method,
+    get_method,
+    method_plugins,
+    parse_option_args,
+    registered_methods,
+)
 from interpret_rl.plugin_manager import PluginLoadWarning, get_plugin_manager, reset_plugin_manager
 from interpret_rl.targets import parse_target
 

@@ -9,11 +9,10 @@ import pickle
 
 import pytest
 import torch
+from conftest import make_cnn_agent, make_mlp_agent
 
 from interpret_rl import registry
 from interpret_rl.registry import ModelLoadError, ModelNotFoundError, SpaceMismatchError
-
-from conftest import make_cnn_agent, make_mlp_agent
 
 
 def _saved(agent, name="m"):

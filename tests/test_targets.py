@@ -9,8 +9,15 @@ import pytest
 import torch
 
 from interpret_rl.agent import Agent
-from interpret_rl.targets import (Target, TargetError, default_targets, paired_target_scores, parse_target, probe,
-                                  target_scores)
+from interpret_rl.targets import (
+    Target,
+    TargetError,
+    default_targets,
+    paired_target_scores,
+    parse_target,
+    probe,
+    target_scores,
+)
 
 
 def forward_hooks(module: torch.nn.Module) -> int:

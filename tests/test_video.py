@@ -7,8 +7,8 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_cnn_agent
+
 from interpret_rl import registry
 from interpret_rl.methods import Method
 from interpret_rl.video import ExplanationFailed, explanation_video, image_panel

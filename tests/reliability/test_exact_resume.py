@@ -8,11 +8,10 @@ import subprocess
 import sys
 
 import torch
+from test_interrupts import _start_training, _wait_for_first_curve_row
 
 from interpret_rl import registry
 from interpret_rl.a2c import A2CConfig, config_from_preset, train
-
-from test_interrupts import _start_training, _wait_for_first_curve_row
 
 
 def _straight(total: int) -> dict:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from click.testing import CliRunner
+from conftest import make_cnn_agent, make_mlp_agent
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from interpret_rl.cli import cli
 from interpret_rl.methods import UnknownMethodError, build_method, parse_option_args
 from interpret_rl.targets import Target, TargetError, parse_target
-
-from conftest import make_cnn_agent, make_mlp_agent
 
 AGENTS = {"cnn": make_cnn_agent(), "mlp": make_mlp_agent()}
 
