@@ -32,6 +32,8 @@ WEIGHTS = "model.safetensors"
 OPTIMIZER = "optimizer.safetensors"
 META = "meta.json"
 BUNDLED_DIR = Path(__file__).parent / "bundled"
+SNAPSHOT_NAME = "step_{step:012d}.safetensors"  # weight snapshots kept under checkpoints/
+SNAPSHOT_PATTERN = re.compile(r"step_(\d+)\.safetensors")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 # meta.json keys a loader relies on, with their JSON types.
@@ -215,6 +217,7 @@ def load_agent(name_or_path: str | os.PathLike, device: str | torch.device = "cp
     if check_env:
         check_env_matches(meta, where=str(path))
     filename = f"checkpoints/{snapshot}" if snapshot else WEIGHTS
+    steps_trained = snapshot_step(snapshot) if snapshot else meta["steps_trained"]
     state = _load_tensors(path / filename, _read_verified(path, filename, meta))
     try:
         network = build_network(meta["architecture"], meta["architecture_args"])
@@ -229,7 +232,7 @@ def load_agent(name_or_path: str | os.PathLike, device: str | torch.device = "cp
     return Agent(network=network, env_id=meta["env_id"], env_settings=meta["env_settings"],
                  architecture=meta["architecture"], architecture_args=meta["architecture_args"],
                  observation_space=meta["observation_space"], action_space=meta["action_space"],
-                 action_meanings=meta["action_meanings"], steps_trained=meta["steps_trained"],
+                 action_meanings=meta["action_meanings"], steps_trained=steps_trained,
                  name=path.name, meta=meta)
 
 
@@ -309,7 +312,7 @@ def save_agent(agent: Agent, out_dir: str | os.PathLike, optimizer: torch.optim.
     atomic_write_bytes(out_dir / WEIGHTS, weights)
     files[WEIGHTS] = sha256_bytes(weights)
     if keep_snapshot:
-        name = f"checkpoints/step_{agent.steps_trained:012d}.safetensors"
+        name = f"checkpoints/{SNAPSHOT_NAME.format(step=agent.steps_trained)}"
         atomic_write_bytes(out_dir / name, weights)
         files[name] = files[WEIGHTS]
     if optimizer is not None:
@@ -351,10 +354,18 @@ def snapshots(name_or_path: str | os.PathLike) -> list[tuple[int, str]]:
     meta = read_meta(resolve(name_or_path))
     found = []
     for key in meta["files"]:
-        match = re.fullmatch(r"checkpoints/step_(\d+)\.safetensors", key)
-        if match:
-            found.append((int(match.group(1)), key.split("/", 1)[1]))
+        folder, _, file = key.partition("/")
+        if folder == "checkpoints" and SNAPSHOT_PATTERN.fullmatch(file):
+            found.append((snapshot_step(file), file))
     return sorted(found)
+
+
+def snapshot_step(file: str) -> int:
+    """The training step a snapshot file holds the weights of (``step_000000400000.safetensors`` -> 400000)."""
+    match = SNAPSHOT_PATTERN.fullmatch(file)
+    if match is None:
+        raise ModelLoadError(f"{file}: not a snapshot file name (expected like {SNAPSHOT_NAME.format(step=400)})")
+    return int(match.group(1))
 
 
 def export_model(name_or_path: str | os.PathLike, dest: str | os.PathLike, with_optimizer: bool = False) -> Path:

@@ -92,3 +92,13 @@ def test_an_unknown_step_fails_in_one_line_before_any_work(run, home, no_work):
     result = run("compare", "--model", "run", "--checkpoints", "400,999", "--methods", "saliency")
     assert result.exit_code == 2 and "no snapshot at step 999; it has: 400, 800, 1200" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_loaded_snapshot_knows_its_own_step(home):
+    for step, file in registry.snapshots("run"):
+        agent = registry.load_agent("run", snapshot=file)
+        assert agent.steps_trained == step
+        assert registry.snapshot_step(file) == step
+    assert registry.load_agent("run").steps_trained == 1200
+    with pytest.raises(registry.ModelLoadError, match="not a snapshot file name"):
+        registry.snapshot_step("model.safetensors")
