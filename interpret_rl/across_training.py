@@ -23,6 +23,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from interpret_rl.agent import Agent
 from interpret_rl.atomic import atomic_write_bytes, atomic_write_text
 from interpret_rl.compare import ComparisonResult, MethodInfo, compare, prepare_methods, prepare_targets
 from interpret_rl.observations import check_observations, collect_observations, save_observations
@@ -124,6 +125,72 @@ def _pinned_targets(final, targets: list[Target], observations: torch.Tensor) ->
     return prepare_targets(final, [pinned if t.kind == "chosen-action" else t for t in targets])
 
 
+@dataclass
+class CheckpointRequest:
+    """A checked ``compare --checkpoints`` request: every name, step, target and option valid,
+    nothing computed yet. ``observations`` is None when they are to be collected."""
+
+    model_dir: Path
+    final: Agent
+    chosen: list[tuple[int, str]]
+    methods: list[str]
+    targets: list[Target]
+    observations: torch.Tensor | None
+    frames: int
+    seed: int
+    options: dict[str, dict[str, Any]] | None
+    device: str
+
+
+def check_checkpoint_request(name: str, methods: Sequence[str], targets: Sequence[str | Target] | None = None,
+                             observations: torch.Tensor | None = None, frames: int = 1, seed: int = 0,
+                             options: dict[str, dict[str, Any]] | None = None,
+                             checkpoints: str | Sequence[int] = "all", device: str = "cpu") -> CheckpointRequest:
+    """Raise on an unknown model, method, target or step, a bad option or observation shape, before
+    any work; arguments as for ``compare_checkpoints``."""
+    from interpret_rl import registry
+
+    if frames < 1:
+        raise ValueError(f"frames must be at least 1, got {frames}")
+    chosen = select_checkpoints(name, checkpoints)
+    prepare_methods(methods, options)  # fail on a bad method or option before loading anything
+    final = registry.load_agent(name, device=device)
+    parsed = prepare_targets(final, targets)
+    if observations is not None:
+        observations = check_observations(observations, final.observation_shape)
+    return CheckpointRequest(model_dir=registry.resolve(name), final=final, chosen=chosen, methods=list(methods),
+                             targets=parsed, observations=observations, frames=frames, seed=seed, options=options,
+                             device=device)
+
+
+def run_checkpoint_comparison(request: CheckpointRequest) -> CheckpointComparison:
+    """Explain the request's observations (collected now with the final model when it has none) at
+    each chosen checkpoint."""
+    from interpret_rl import registry
+
+    final, seed = request.final, request.seed
+    if request.observations is None:
+        observations = collect_observations(final, request.frames, seed=seed)
+        source = (f"collected once with the final model ({final.steps_trained:,} steps): {request.frames} "
+                  f"observations playing {final.env_id} with the stochastic policy, seed {seed}")
+    else:
+        observations, source = request.observations, "given by the caller"
+    targets = _pinned_targets(final, request.targets, observations)
+    results = []
+    for step, file in request.chosen:
+        # the snapshots share the final model's meta.json, whose spaces were checked when it loaded
+        agent = registry.load_agent(request.model_dir, device=request.device, snapshot=file, check_env=False)
+        result = compare(agent, request.methods, targets=targets, observations=observations, seed=seed,
+                         options=request.options)
+        result.agent_name = f"{final.name} at step {step:,}"
+        result.model_sha256 = agent.meta["files"].get(f"checkpoints/{file}")  # the snapshot's, not the final weights'
+        result.observation_source = source
+        results.append(result)
+    return CheckpointComparison(model=final.name, env_id=final.env_id, steps=[s for s, _ in request.chosen],
+                                files=[f for _, f in request.chosen], results=results, observations=observations.cpu(),
+                                observation_source=source, targets=targets, seed=seed)
+
+
 def compare_checkpoints(name: str, methods: Sequence[str], targets: Sequence[str | Target] | None = None,
                         observations: torch.Tensor | None = None, frames: int = 1, seed: int = 0,
                         options: dict[str, dict[str, Any]] | None = None, checkpoints: str | Sequence[int] = "all",
@@ -136,34 +203,9 @@ def compare_checkpoints(name: str, methods: Sequence[str], targets: Sequence[str
     one frame). Arguments as for ``compare``; ``checkpoints`` as for ``select_checkpoints``.
     Unknown models, methods, targets, steps and bad options raise before any work.
     """
-    from interpret_rl import registry
-
-    if frames < 1:
-        raise ValueError(f"frames must be at least 1, got {frames}")
-    chosen = select_checkpoints(name, checkpoints)
-    prepare_methods(methods, options)  # fail on a bad method or option before loading anything
-    final = registry.load_agent(name, device=device)
-    parsed = prepare_targets(final, targets)
-    if observations is None:
-        observations = collect_observations(final, frames, seed=seed)
-        source = (f"collected once with the final model ({final.steps_trained:,} steps): {frames} observations "
-                  f"playing {final.env_id} with the stochastic policy, seed {seed}")
-    else:
-        source = "given by the caller"
-    observations = check_observations(observations, final.observation_shape)
-    parsed = _pinned_targets(final, parsed, observations)
-    results = []
-    for step, file in chosen:
-        # the snapshots share the final model's meta.json, whose spaces were checked when it loaded
-        agent = registry.load_agent(name, device=device, snapshot=file, check_env=False)
-        result = compare(agent, methods, targets=parsed, observations=observations, seed=seed, options=options)
-        result.agent_name = f"{final.name} at step {step:,}"
-        result.model_sha256 = agent.meta["files"].get(f"checkpoints/{file}")  # the snapshot's, not the final weights'
-        result.observation_source = source
-        results.append(result)
-    return CheckpointComparison(model=final.name, env_id=final.env_id, steps=[s for s, _ in chosen],
-                                files=[f for _, f in chosen], results=results, observations=observations.cpu(),
-                                observation_source=source, targets=parsed, seed=seed)
+    return run_checkpoint_comparison(check_checkpoint_request(
+        name, methods, targets=targets, observations=observations, frames=frames, seed=seed, options=options,
+        checkpoints=checkpoints, device=device))
 
 
 class StripCellRenderer(CellRenderer):

@@ -104,21 +104,22 @@ def compare_command(model, method_names, targets, frames, observations_file, out
 def _compare_checkpoints(model, method_names, targets, frames, observations_file, out_dir, options, seed,
                          checkpoints, device):
     """``compare --checkpoints``: the same observations and targets explained at each chosen checkpoint."""
-    from interpret_rl.across_training import compare_checkpoints, select_checkpoints, write_checkpoint_report
-    from interpret_rl.compare import prepare_methods, prepare_targets
+    from interpret_rl.across_training import (
+        check_checkpoint_request,
+        run_checkpoint_comparison,
+        write_checkpoint_report,
+    )
     from interpret_rl.observations import load_observations
 
     # a model without snapshots, an unknown step, method or target: one line, before any work
     with bad_request_is_a_user_error():
-        chosen = select_checkpoints(model, checkpoints)
-        prepare_methods(method_names, options)
-        final = registry.load_agent(model, device=device)
-        prepare_targets(final, targets)
-        observations = load_observations(observations_file, final.observation_shape) if observations_file else None
-    click.echo(f"comparing {', '.join(method_names)} on {final.name} ({final.env_id}) at {len(chosen)} "
-               f"checkpoints, steps {', '.join(f'{s:,}' for s, _ in chosen)}", err=True)
-    result = compare_checkpoints(model, method_names, targets=targets, observations=observations, frames=frames or 1,
-                                 seed=seed, options=options, checkpoints=[s for s, _ in chosen], device=device)
+        request = check_checkpoint_request(model, method_names, targets=targets, frames=frames or 1, seed=seed,
+                                           options=options, checkpoints=checkpoints, device=device)
+        if observations_file:
+            request.observations = load_observations(observations_file, request.final.observation_shape)
+    click.echo(f"comparing {', '.join(method_names)} on {request.final.name} ({request.final.env_id}) at "
+               f"{len(request.chosen)} checkpoints, steps {', '.join(f'{s:,}' for s, _ in request.chosen)}", err=True)
+    result = run_checkpoint_comparison(request)
     if observations_file:
         for described in (result, *result.results):
             described.observation_source = f"file {observations_file}"
