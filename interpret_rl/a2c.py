@@ -26,7 +26,7 @@ from interpret_rl.distributed import Ranks
 from interpret_rl.envs import default_env_settings, is_atari, make_vector_env
 from interpret_rl.interrupts import TrainingInterrupted, stop_on_signals
 from interpret_rl.rmsprop_tf import RMSpropTF
-from interpret_rl.training_log import TrainingLog
+from interpret_rl.training_log import TrainingLog, next_multiple
 
 
 class InvalidConfigError(ValueError):
@@ -270,7 +270,7 @@ def train(config: A2CConfig, *, out_dir: str | Path | None = None, progress: boo
                                  resume_state=_run_state(envs, obs, sample_generator, log))
     steps = agent.steps_trained
     reached_at = None
-    next_checkpoint = steps + config.checkpoint_every_steps
+    next_checkpoint = next_multiple(steps, config.checkpoint_every_steps)
     start = time.perf_counter()
     with stop_on_signals() as stop, _closing(envs, log, lambda: steps):
         while steps < config.total_steps and not ranks.any(bool(stop), device):
@@ -330,7 +330,7 @@ def train(config: A2CConfig, *, out_dir: str | Path | None = None, progress: boo
                 reached_at = steps
                 break
             if out_dir is not None and steps >= next_checkpoint:
-                next_checkpoint += config.checkpoint_every_steps
+                next_checkpoint = next_multiple(steps, config.checkpoint_every_steps)
                 save()
         seconds = time.perf_counter() - start
         # Only completed updates reach this point (a non-finite loss raised above), so what is

@@ -21,6 +21,12 @@ TENSORBOARD_KEYS = {
 }
 
 
+def next_multiple(steps: int, every: int) -> int:
+    """The first multiple of ``every`` after ``steps``: logs and checkpoints fall on round step
+    counts (500,000, 1,000,000...) however often a run was interrupted and resumed."""
+    return (steps // every + 1) * every
+
+
 class TrainingLog:
     """Collects finished games and writes a curve row every ``config.log_every_steps``.
 
@@ -31,7 +37,7 @@ class TrainingLog:
                  tensorboard: bool = False):
         self.config = config
         self._last_steps = start_steps
-        self._next_log = start_steps + config.log_every_steps
+        self._next_log = next_multiple(start_steps, config.log_every_steps)
         self.returns: deque[float] = deque(maxlen=100)
         self.lengths: deque[int] = deque(maxlen=100)
         self.episodes = 0
@@ -83,7 +89,7 @@ class TrainingLog:
         return steps >= self._next_log
 
     def write(self, steps: int, stats: dict) -> None:
-        self._next_log = steps + self.config.log_every_steps
+        self._next_log = next_multiple(steps, self.config.log_every_steps)
         now = time.perf_counter()
         fps = (steps - self._last_steps) / max(now - self._last_time, 1e-9)
         self._last_time, self._last_steps = now, steps

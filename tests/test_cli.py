@@ -77,6 +77,16 @@ def test_resume_continues_the_step_counter(run):
     assert registry.read_meta(registry.user_models_dir() / "r")["steps_trained"] == 1600
 
 
+def test_a_resumed_run_keeps_logging_and_snapshotting_at_round_steps(run):
+    args = ["--quiet", "--eval-episodes", "0", "--keep-checkpoints", "--checkpoint-every", "400"]
+    assert run("train", "--steps", "600", "--name", "round", *args).exit_code == 0
+    result = run("train", "--resume", "round", "--steps", "1300", "--quiet", "--eval-episodes", "0")
+    assert result.exit_code == 0, result.output
+    # one update is 8 envs x 5 steps = 40: the final saves land at 600 and 1,320; the periodic
+    # snapshots at the first update reaching each multiple of 400, also after the resume
+    assert [step for step, _ in registry.snapshots("round")] == [400, 600, 800, 1200, 1320]
+
+
 @pytest.mark.parametrize("args, message", [
     (["train", "--env", "CartPole-v7", "--steps", "10"], "did you mean CartPole-v1"),
     (["train", "--steps", "-5"], "must be positive"),
