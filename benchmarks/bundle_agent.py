@@ -34,6 +34,7 @@ def replace_with_export(model_dir: Path, dest: Path, with_optimizer: bool) -> No
     """Export into a sibling temp folder, carry dest's README.md over, then swap folders."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the bundled folder ships in the package
     try:
         registry.export_model(model_dir, staging, with_optimizer=with_optimizer)
         if (dest / "README.md").is_file():
