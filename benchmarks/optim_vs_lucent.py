@@ -86,7 +86,7 @@ def load(model: str | None, observations: int):
 
 
 def run_ours(agent, targets, real, steps: int) -> tuple[float, list[float]]:
-    method = Optim(Optim.Options(steps=steps))
+    method = Optim(Optim.Options(steps=steps, start="gray"))  # lucent starts gray too
     start = time.perf_counter()
     explanations = method.explain_many(agent, targets, real)
     return time.perf_counter() - start, [e.extras["activation"][0] for e in explanations]

@@ -1,9 +1,12 @@
 """Activation maximisation: synthesise the observation that most excites a target.
 
-Frames: lucent's FFT image parameterisation (``param.image``) optimised with size-preserving
-transforms only (jitter = pad + crop back, a small random scale cropped/padded back), because the
+Frames: lucent's FFT image parameterisation (``fft_image`` + sigmoid, as ``param.image``) optimised
+with size-preserving transforms only (jitter = pad + crop back, a small random scale cropped/padded back), because the
 Nature CNN's flatten needs exactly 84x84 and lucent's ImageNet transforms change the size. Our own
 loop replaces ``render_vis``, which leaves forward hooks on every module and assumes ImageNet.
+The image starts from the mean of the real observations by default, not from lucent's uniform
+gray: on the bundled 10M-step Breakout agent a gray frame leaves every ReLU of the trunk dead
+(the logits are the biases alone), so the gradient is exactly zero and the image never moves.
 Vectors (CartPole): a bounded parameterisation ``x = low + (high - low) * sigmoid(z)`` with Adam.
 
 All targets of one call are optimised together, one batch row per target (``explain_many``).
@@ -18,7 +21,8 @@ from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
-from lucent.optvis import param, transform
+from lucent.optvis import transform
+from lucent.optvis.param.spatial import fft_image
 from torch import nn
 
 from interpret_rl.hookspecs import hookimpl
@@ -27,6 +31,8 @@ from interpret_rl.targets import Target, chosen_actions, layer_output_shape, pai
 
 MONOTONE_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.Tanh, nn.Sigmoid, nn.Softplus)
 PRE_ACTIVATION_WEIGHT = 0.1
+STARTS = ("real", "gray")
+START_MARGIN = 0.02  # a black pixel starts at sigmoid(-3.9): near 0, yet with gradient left
 
 
 def pre_activation(agent, target: Target) -> Target | None:
@@ -115,6 +121,9 @@ class Optim(Method):
         """How many dataset examples to list."""
         widen: float = 0.1
         """Vectors: unbounded features may go this fraction of the real range beyond it."""
+        start: str = "real"
+        """Frames: start from the mean of the real observations (``real``) or from lucent's
+        uniform gray (``gray``; on a trained Atari agent often a dead-ReLU plateau)."""
 
     def explain(self, agent, target: Target, observations: torch.Tensor) -> Explanation:
         return self.explain_many(agent, [target], observations)[0]
@@ -126,9 +135,14 @@ class Optim(Method):
         goals = [self._fixed_action(agent, t, real) for t in targets]
         with torch.no_grad():
             real_scores = torch.stack([target_scores(agent, g, real) for g in goals])  # (S, B)
+        if opts.start not in STARTS:
+            raise ValueError(f"option optim.start={opts.start!r}: choose one of {', '.join(STARTS)}")
         low, high = observation_bounds(agent, real, opts.widen)
         with torch.enable_grad():
-            synthetic = (self._images if real.dim() == 4 else self._vectors)(agent, goals, low, high)
+            if real.dim() == 4:
+                synthetic = self._images(agent, goals, low, high, real.mean(0) if opts.start == "real" else None)
+            else:
+                synthetic = self._vectors(agent, goals, low, high)
         if str(agent.observation_space.get("dtype", "")).startswith("uint"):
             synthetic = synthetic.round()
         synthetic = torch.minimum(torch.maximum(synthetic, low), high)
@@ -168,13 +182,21 @@ class Optim(Method):
                 p.grad = g
             optimizer.step()
 
-    def _images(self, agent, targets, low, high) -> torch.Tensor:
-        """``(S, C, H, W)`` optimised frames scaled to ``[low, high]``."""
+    def _images(self, agent, targets, low, high, start: torch.Tensor | None) -> torch.Tensor:
+        """``(S, C, H, W)`` optimised frames scaled to ``[low, high]``: ``sigmoid(offset + spectrum)``
+        with the offset putting the initial image at ``start`` (``(C, H, W)``; None: gray)."""
         opts = self.options
         channels, height, width = low.shape
         with seeded_rng(opts.seed):  # lucent draws its initial spectrum from torch's global RNG
-            params, image_f = param.image(width, h=height, channels=channels, fft=True, decorrelate=False,
-                                          batch=len(targets))
+            params, spectrum_f = fft_image([len(targets), channels, height, width])
+        offset = torch.zeros(())
+        if start is not None:  # logit of the start in [0, 1], kept off the sigmoid's flat ends
+            offset = torch.logit(((start - low) / (high - low)).clamp(START_MARGIN, 1 - START_MARGIN))
+
+        def image_f() -> torch.Tensor:
+            spectrum = spectrum_f()  # on lucent's device (cuda when there is one)
+            return torch.sigmoid(spectrum + offset.to(spectrum.device))
+
         generator = torch.Generator().manual_seed(opts.seed)
         steps = ([jitter(opts.jitter, generator)] if opts.jitter > 0 else []) + \
                 ([random_scale(opts.scale, generator)] if opts.scale > 0 else [])

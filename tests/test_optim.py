@@ -95,3 +95,26 @@ def test_chosen_action_optimises_the_most_frequent_action(mlp_agent):
     assert explanation.target == "action"
     assert explanation.extras["action"] == mlp_agent.action_meanings[int(torch.bincount(chosen).argmax())]
 
+
+
+def test_trained_breakout_agent_frames_start_from_real_observations_not_a_dead_gray(atari_observations):
+    """On the bundled 10M-step agent a uniform gray frame kills every trunk ReLU (zero gradient), so
+    lucent's gray start never moves; the default start (mean of the real frames) beats them all."""
+    from interpret_rl import registry
+
+    agent = registry.load_agent("breakout-a2c")
+    targets = [parse_target(spec, agent) for spec in ("action:RIGHT", "value")]
+    observations = atari_observations[:2]
+    gray, = build_method("optim", {"steps": "8", "start": "gray"}).explain_many(agent, targets[:1], observations)
+    assert gray.values.max() - gray.values.min() < 20  # still the initial, nearly uniform image
+    for explanation in build_method("optim", {"steps": "16"}).explain_many(agent, targets, observations):
+        assert explanation.extras["activation"][0] > explanation.extras["max_real_activation"]
+        assert explanation.values.min() >= 0 and explanation.values.max() <= 255
+
+
+def test_unknown_start_is_refused_with_the_valid_choices(atari_observations):
+    from conftest import make_cnn_agent
+
+    agent = make_cnn_agent(0)
+    with pytest.raises(ValueError, match=r"optim.start='noise'.*real, gray"):
+        build_method("optim", {"start": "noise"}).explain(agent, parse_target("value", agent), atari_observations)
