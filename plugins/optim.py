@@ -1,9 +1,10 @@
 """Activation maximisation: synthesise the observation that most excites a target.
 
-Frames: lucent's FFT image parameterisation (``fft_image`` + sigmoid, as ``param.image``) optimised
-with size-preserving transforms only (jitter = pad + crop back, a small random scale cropped/padded back), because the
-Nature CNN's flatten needs exactly 84x84 and lucent's ImageNet transforms change the size. Our own
-loop replaces ``render_vis``, which leaves forward hooks on every module and assumes ImageNet.
+Frames: lucent's FFT image parameterisation (``fft_image`` + sigmoid, as ``param.image``)
+optimised with size-preserving transforms only (jitter = pad + crop back, a small random scale
+cropped/padded back), because the Nature CNN's flatten needs exactly 84x84 and lucent's ImageNet
+transforms change the size. Our own loop replaces ``render_vis``, which leaves forward hooks on
+every module and assumes ImageNet.
 The image starts from the mean of the real observations by default, not from lucent's uniform
 gray: on the bundled 10M-step Breakout agent a gray frame leaves every ReLU of the trunk dead
 (the logits are the biases alone), so the gradient is exactly zero and the image never moves.
@@ -125,6 +126,10 @@ class Optim(Method):
         """Frames: start from the mean of the real observations (``real``) or from lucent's
         uniform gray (``gray``; on a trained Atari agent often a dead-ReLU plateau)."""
 
+        def __post_init__(self):  # checked when the options are built, before any work
+            if self.start not in STARTS:
+                raise ValueError(f"option optim.start={self.start!r}: choose one of {', '.join(STARTS)}")
+
     def explain(self, agent, target: Target, observations: torch.Tensor) -> Explanation:
         return self.explain_many(agent, [target], observations)[0]
 
@@ -135,8 +140,6 @@ class Optim(Method):
         goals = [self._fixed_action(agent, t, real) for t in targets]
         with torch.no_grad():
             real_scores = torch.stack([target_scores(agent, g, real) for g in goals])  # (S, B)
-        if opts.start not in STARTS:
-            raise ValueError(f"option optim.start={opts.start!r}: choose one of {', '.join(STARTS)}")
         low, high = observation_bounds(agent, real, opts.widen)
         with torch.enable_grad():
             if real.dim() == 4:

@@ -96,7 +96,6 @@ def test_chosen_action_optimises_the_most_frequent_action(mlp_agent):
     assert explanation.extras["action"] == mlp_agent.action_meanings[int(torch.bincount(chosen).argmax())]
 
 
-
 def test_trained_breakout_agent_frames_start_from_real_observations_not_a_dead_gray(atari_observations):
     """On the bundled 10M-step agent a uniform gray frame kills every trunk ReLU (zero gradient), so
     lucent's gray start never moves; the default start (mean of the real frames) beats them all."""
@@ -112,9 +111,18 @@ def test_trained_breakout_agent_frames_start_from_real_observations_not_a_dead_g
         assert explanation.values.min() >= 0 and explanation.values.max() <= 255
 
 
-def test_unknown_start_is_refused_with_the_valid_choices(atari_observations):
-    from conftest import make_cnn_agent
-
-    agent = make_cnn_agent(0)
+def test_unknown_start_is_refused_when_the_options_are_built():
     with pytest.raises(ValueError, match=r"optim.start='noise'.*real, gray"):
-        build_method("optim", {"start": "noise"}).explain(agent, parse_target("value", agent), atari_observations)
+        build_method("optim", {"start": "noise"})
+
+
+def test_cli_refuses_an_unknown_start_with_exit_2_and_writes_nothing(tmp_path):
+    from click.testing import CliRunner
+
+    from interpret_rl.cli import cli
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["compare", "--methods", "optim", "-o", "optim.start=noise", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "optim.start='noise'" in result.output and "real, gray" in result.output
+    assert not out.exists()
