@@ -133,8 +133,13 @@ _FALSE = {"0", "false", "no", "off"}
 
 
 def convert_option(text: str, kind: Any) -> Any:
-    """Convert CLI text to ``kind``: bool, int, float, str, ``tuple[int, ...]``, ``X | None``."""
+    """Convert CLI text to ``kind``: bool, int, float, str, ``Literal["a", "b"]`` (choices),
+    ``tuple[int, ...]``, ``X | None``."""
     origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin is typing.Literal:
+        if text in args:
+            return text
+        raise ValueError(f"expected one of {', '.join(map(str, args))}, got {text!r}")
     if origin in (typing.Union, types.UnionType):
         if text.strip().lower() == "none" and type(None) in args:
             return None

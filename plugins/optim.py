@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +33,6 @@ from interpret_rl.targets import Target, chosen_actions, layer_output_shape, pai
 
 MONOTONE_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.Tanh, nn.Sigmoid, nn.Softplus)
 PRE_ACTIVATION_WEIGHT = 0.1
-STARTS = ("real", "gray")
 START_MARGIN = 0.02  # a black pixel starts at sigmoid(-3.9): near 0, yet with gradient left
 
 
@@ -122,13 +122,9 @@ class Optim(Method):
         """How many dataset examples to list."""
         widen: float = 0.1
         """Vectors: unbounded features may go this fraction of the real range beyond it."""
-        start: str = "real"
+        start: Literal["real", "gray"] = "real"
         """Frames: start from the mean of the real observations (``real``) or from lucent's
         uniform gray (``gray``; on a trained Atari agent often a dead-ReLU plateau)."""
-
-        def __post_init__(self):  # checked when the options are built, before any work
-            if self.start not in STARTS:
-                raise ValueError(f"option optim.start={self.start!r}: choose one of {', '.join(STARTS)}")
 
     def explain(self, agent, target: Target, observations: torch.Tensor) -> Explanation:
         return self.explain_many(agent, [target], observations)[0]
@@ -195,10 +191,10 @@ class Optim(Method):
         offset = torch.zeros(())
         if start is not None:  # logit of the start in [0, 1], kept off the sigmoid's flat ends
             offset = torch.logit(((start - low) / (high - low)).clamp(START_MARGIN, 1 - START_MARGIN))
+        offset = offset.to(params[0].device)  # lucent's device (cuda when there is one)
 
         def image_f() -> torch.Tensor:
-            spectrum = spectrum_f()  # on lucent's device (cuda when there is one)
-            return torch.sigmoid(spectrum + offset.to(spectrum.device))
+            return torch.sigmoid(spectrum_f() + offset)
 
         generator = torch.Generator().manual_seed(opts.seed)
         steps = ([jitter(opts.jitter, generator)] if opts.jitter > 0 else []) + \

@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint
+from typing import Literal
 
 import pytest
 import torch
@@ -45,6 +46,7 @@ class Constant(Method):
         window: tuple[int, ...] = (1, 8, 8)
         pair: tuple[int, float] = (1, 0.5)
         limit: int | None = None
+        mode: Literal["fast", "exact"] = "fast"
 
     def explain(self, agent, target, observations):
         return self._explanation(target, torch.full(observations.shape, self.options.value))
@@ -144,6 +146,7 @@ def test_option_text_converts_to_field_types(registered):
     assert (opts.value, opts.flag, opts.count, opts.label) == (0.25, True, 7, "a=b")
     assert opts.window == (2, 4, 4) and opts.pair == (3, 1.5) and opts.limit is None
     assert build_method("constant", {"limit": "5", "flag": "off", "window": "1"}).options.limit == 5
+    assert build_method("constant", {"mode": "exact"}).options.mode == "exact"
     assert build_method("constant", {"count": 4}).options.count == 4  # typed values pass through
     assert build_method("saliency", {"samples": "8"}).options.samples == 8
 
@@ -153,6 +156,7 @@ def test_option_text_converts_to_field_types(registered):
     ({"count": "many"}, "option constant.count: expected int, got 'many'"),
     ({"flag": "maybe"}, "option constant.flag: expected true or false, got 'maybe'"),
     ({"pair": "1,2,3"}, "option constant.pair: expected 2 comma-separated values"),
+    ({"mode": "quick"}, "option constant.mode: expected one of fast, exact, got 'quick'"),
 ])
 def test_bad_options_say_what_is_valid(registered, options, message):
     registered(ThrowawayPlugin, "throwaway")
