@@ -4,12 +4,15 @@ A model is a folder holding ``model.safetensors`` (weights only) and ``meta.json
 numbers only: env id and settings, spaces, architecture and its arguments, steps trained, seed,
 scores, library versions, sha256 of every file). Nothing is ever unpickled. Bundled models ship
 inside the package (``interpret_rl/bundled``); user models live in ``$INTERPRET_RL_HOME/models``
-(default ``~/.interpret-rl/models``). Every write is atomic (see ``atomic.py``) and meta.json is
-written last, so a crash mid-checkpoint leaves the previous checkpoint loadable.
+(default ``~/.interpret-rl/models``). A save is one commit (see ``atomic.commit_files``): the new
+files are written complete under pending names, meta.json is replaced atomically, then the files
+take their names; a crash or a full disk at any instant leaves the folder loadable as the previous
+checkpoint or the new one. Folders written before this scheme (bundled ones) load unchanged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import difflib
 import json
@@ -25,7 +28,19 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
 from interpret_rl.agent import Agent, build_network
-from interpret_rl.atomic import atomic_write_bytes, atomic_write_text, sha256_bytes, sha256_file
+from interpret_rl.atomic import (
+    BusyError,
+    UnsafeFileError,
+    atomic_write_bytes,
+    atomic_write_text,
+    commit_files,
+    exclusive_lock,
+    pending_path,
+    read_regular_file,
+    settle,
+    sha256_bytes,
+    sha256_file,
+)
 
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
@@ -35,6 +50,11 @@ BUNDLED_DIR = Path(__file__).parent / "bundled"
 SNAPSHOT_NAME = "step_{step:012d}.safetensors"  # weight snapshots kept under checkpoints/
 SNAPSHOT_PATTERN = re.compile(r"step_(\d+)\.safetensors")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Files a save writes; their leftover temporary files are removed by the next save.
+MANAGED_FILES = (WEIGHTS, OPTIMIZER, META, "step_", "training_curve.png")
+# Read limits, checked before a byte is read: the largest bundled file is a few MB.
+MAX_META_BYTES = 16 << 20
+MAX_TENSOR_FILE_BYTES = 2 << 30
 
 # meta.json keys a loader relies on, with their JSON types.
 REQUIRED_META: dict[str, type | tuple[type, ...]] = {
@@ -70,6 +90,14 @@ class SpaceMismatchError(ModelLoadError):
     """The checkpoint's observation or action space does not match the environment."""
 
 
+class ReadOnlyModelError(ModelLoadError):
+    """A write aimed at a bundled model (part of the installed package)."""
+
+
+class ModelBusyError(ModelLoadError):
+    """Another process is writing this model (training, resuming, saving an evaluation)."""
+
+
 def home() -> Path:
     return Path(os.environ.get("INTERPRET_RL_HOME", Path.home() / ".interpret-rl")).expanduser()
 
@@ -79,7 +107,7 @@ def user_models_dir() -> Path:
 
 
 def check_name(name: str) -> str:
-    if not NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):  # fullmatch: "$" allows a final newline
         raise InvalidNameError(f"invalid model name {name!r}: use letters, digits, '.', '_' or '-' (max 64)")
     return name
 
@@ -94,6 +122,32 @@ class ModelInfo:
     @property
     def score(self) -> dict | None:
         return self.meta.get("evaluation")
+
+
+def is_bundled(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is (or lies inside) a bundled model, however it is spelled: through a
+    symlink, ``./cartpole-a2c`` from inside the package, ``..`` components."""
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(BUNDLED_DIR))
+
+
+def refuse_bundled(path: str | os.PathLike) -> None:
+    if is_bundled(path):
+        raise ReadOnlyModelError(f"{path} is a bundled model, part of the installed package, and is never "
+                                 f"written; export or train your own copy")
+
+
+@contextlib.contextmanager
+def writer_lock(path: str | os.PathLike):
+    """Be the only process writing the model folder ``path`` for the block (train, resume,
+    ``evaluate --save``): a second writer gets ``ModelBusyError`` at once, before doing any work.
+    The lock file sits beside the folder (``.<name>.lock``), so it works before the folder exists."""
+    path = Path(path)
+    refuse_bundled(path)
+    try:
+        with exclusive_lock(path.parent / f".{path.name}.lock", f"model {path.name!r} ({path})"):
+            yield path
+    except BusyError as err:
+        raise ModelBusyError(str(err)) from None
 
 
 def _model_dirs() -> list[tuple[Path, bool]]:
@@ -137,9 +191,11 @@ def read_meta(path: str | os.PathLike) -> dict:
     """meta.json of a model folder, with its keys and types checked."""
     meta_path = Path(path) / META
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        meta = json.loads(read_regular_file(meta_path, MAX_META_BYTES).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, UnsafeFileError) as err:
         raise ModelLoadError(f"{meta_path}: unreadable meta.json ({err})") from None
+    except RecursionError:
+        raise ModelLoadError(f"{meta_path}: unreadable meta.json (nested too deeply)") from None
     if not isinstance(meta, dict):
         raise ModelLoadError(f"{meta_path}: meta.json must hold an object, not {type(meta).__name__}")
     for key, kind in REQUIRED_META.items():
@@ -159,13 +215,20 @@ def _read_verified(path: Path, filename: str, meta: dict) -> bytes:
     expected = meta["files"].get(filename)
     if not isinstance(expected, str):
         raise ModelLoadError(f"{file_path}: meta.json records no sha256 for {filename}")
-    try:
-        data = file_path.read_bytes()
-    except OSError as err:
-        raise ModelLoadError(f"{file_path}: cannot read ({err.strerror})") from None
-    if sha256_bytes(data) != expected:
-        raise ModelLoadError(f"{file_path}: sha256 does not match meta.json (file changed or corrupt)")
-    return data
+    for candidate in (file_path, pending_path(path, filename, expected)):  # see atomic.commit_files
+        try:
+            data = read_regular_file(candidate, MAX_TENSOR_FILE_BYTES)
+        except FileNotFoundError:
+            continue
+        except OSError as err:
+            raise ModelLoadError(f"{candidate}: cannot read ({err.strerror})") from None
+        except UnsafeFileError as err:
+            raise ModelLoadError(str(err)) from None
+        if sha256_bytes(data) == expected:
+            return data
+    if not file_path.exists():
+        raise ModelLoadError(f"{file_path}: cannot read (No such file or directory)")
+    raise ModelLoadError(f"{file_path}: sha256 does not match meta.json (file changed or corrupt)")
 
 
 def _load_tensors(file_path: Path, data: bytes) -> dict[str, torch.Tensor]:
@@ -297,33 +360,32 @@ def build_meta(agent: Agent, files: dict[str, str], **extra: Any) -> dict:
 
 def save_agent(agent: Agent, out_dir: str | os.PathLike, optimizer: torch.optim.Optimizer | None = None,
                keep_snapshot: bool = False, **extra: Any) -> Path:
-    """Write ``agent`` into ``out_dir`` (weights, optional optimizer state, then meta.json last).
+    """Write ``agent`` into ``out_dir`` as one commit (weights, optional optimizer state and
+    snapshot, meta.json; see the module docstring): after a crash or a full disk at any instant
+    the folder loads as the previous save or as this one.
 
     ``extra`` fields (``config``, ``training``, ``evaluation``...) are merged into meta.json.
     """
     out_dir = Path(out_dir)
+    refuse_bundled(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     previous = read_meta(out_dir) if (out_dir / META).is_file() else {}
+    settle(out_dir, previous.get("files", {}), MANAGED_FILES)  # finish or clean an interrupted save
     # Keep the records of files this save does not rewrite (snapshots; the optimizer state when
     # only the weights are saved), or a later --resume would refuse an unrecorded optimizer file.
     files = {k: v for k, v in previous.get("files", {}).items()
              if k.startswith("checkpoints/") or (k == OPTIMIZER and optimizer is None)}
-    weights = _state_bytes(agent.network)
-    atomic_write_bytes(out_dir / WEIGHTS, weights)
-    files[WEIGHTS] = sha256_bytes(weights)
+    contents = {WEIGHTS: _state_bytes(agent.network)}
     if keep_snapshot:
-        name = f"checkpoints/{SNAPSHOT_NAME.format(step=agent.steps_trained)}"
-        atomic_write_bytes(out_dir / name, weights)
-        files[name] = files[WEIGHTS]
+        contents[f"checkpoints/{SNAPSHOT_NAME.format(step=agent.steps_trained)}"] = contents[WEIGHTS]
     if optimizer is not None:
-        optimizer_bytes = _optimizer_bytes(optimizer)
-        atomic_write_bytes(out_dir / OPTIMIZER, optimizer_bytes)
-        files[OPTIMIZER] = sha256_bytes(optimizer_bytes)
+        contents[OPTIMIZER] = _optimizer_bytes(optimizer)
+    files.update({name: sha256_bytes(data) for name, data in contents.items()})
     for extra_file in ("training_curve.csv", "training_curve.png"):
         if (out_dir / extra_file).is_file():
             files[extra_file] = sha256_file(out_dir / extra_file)
     meta = build_meta(agent, files, **{**{k: previous.get(k) for k in ("evaluation",)}, **extra})
-    atomic_write_text(out_dir / META, json.dumps(meta, indent=2, sort_keys=True, allow_nan=False))
+    commit_files(out_dir, contents, META, json.dumps(meta, indent=2, sort_keys=True, allow_nan=False))
     agent.meta = meta
     return out_dir
 
@@ -343,6 +405,7 @@ def save_checkpoint(agent: Agent, out_dir, config, optimizer, summary: dict, kee
 def update_meta(path: str | os.PathLike, **fields: Any) -> dict:
     """Add or replace top-level meta.json fields (e.g. ``evaluation``) atomically."""
     path = Path(path)
+    refuse_bundled(path)
     meta = read_meta(path)
     meta.update(fields)
     atomic_write_text(path / META, json.dumps(meta, indent=2, sort_keys=True, allow_nan=False))
