@@ -38,13 +38,14 @@ from interpret_rl.methods import (
 from interpret_rl.metrics import (
     Metric,
     MetricResult,
+    bootstrap_interval,
     build_metric,
     evaluate_metrics,
     get_metric,
     metric_plugins,
     registered_metrics,
 )
-from interpret_rl.observations import check_observations, collect_observations
+from interpret_rl.observations import SAMPLES, check_observations, collect_with_ground_truth
 from interpret_rl.targets import Target, chosen_actions, default_targets, parse_target
 
 VERSIONED_PACKAGES = ("interpret-rl", "torch", "captum", "torch-lucent", "numpy", "gymnasium", "ale-py")
@@ -131,6 +132,7 @@ class ComparisonResult:
     versions: dict[str, str]
     created: str
     metrics: list[MetricInfo] = field(default_factory=list)
+    ground_truth: Any = None  # interpret_rl.objects.GroundTruth of the observations, when collected in ALE
 
     def cell(self, method: str, target: str) -> Cell:
         return self.cells[(method, target)]
@@ -161,9 +163,40 @@ class ComparisonResult:
             return f"the method failed on every target: {failed[0]}" if failed else "not computed"
         return None
 
+    def metric_interval(self, method: str, metric: str) -> tuple[float, float] | None:
+        """95 % bootstrap interval of ``metric_mean`` over the observations: each observation's mean
+        over the targets (the targets share the observations), resampled. None without per-observation
+        numbers or with fewer than two observations."""
+        rows = [r.per_observation for r in self.metric_results(method, metric)
+                if isinstance(r, MetricResult) and r.per_observation is not None]
+        if not rows or any(len(row) != len(rows[0]) for row in rows):
+            return None
+        means = []
+        for values in zip(*rows):
+            defined = [v for v in values if v is not None]
+            means.append(sum(defined) / len(defined) if defined else None)
+        return bootstrap_interval(means)
+
+    def metric_verdict(self, method: str, metric: str) -> dict | None:
+        """For a check whose results carry ``details["verdict"] = {"statistics": {name: number},
+        "below": threshold}``: each statistic's mean over the targets, and ``passed`` when every mean
+        is below the threshold, so the verdict is read off the very numbers the report shows."""
+        verdicts = [r.details["verdict"] for r in self.metric_results(method, metric)
+                    if isinstance(r, MetricResult) and isinstance(r.details.get("verdict"), dict)]
+        if not verdicts:
+            return None
+        names = list(verdicts[0]["statistics"])
+        means = {n: sum(v["statistics"][n] for v in verdicts) / len(verdicts) for n in names}
+        below = verdicts[0]["below"]
+        return {"statistics": means, "below": below, "passed": all(m < below for m in means.values())}
+
     def metric_passed(self, method: str, metric: str) -> bool | None:
-        """For a check (``details["passed"]``): True when it passed on every target that has a
-        value, False when it failed on any, None when there is no verdict."""
+        """For a check: the ``metric_verdict`` where the metric gives one; else (``details["passed"]``)
+        True when it passed on every target that has a value, False when it failed on any, None when
+        there is no verdict."""
+        verdict = self.metric_verdict(method, metric)
+        if verdict is not None:
+            return verdict["passed"]
         verdicts = [r.details["passed"] for r in self.metric_results(method, metric)
                     if isinstance(r, MetricResult) and isinstance(r.details.get("passed"), bool)]
         return all(verdicts) if verdicts else None
@@ -183,6 +216,9 @@ class ComparisonResult:
         summary = {"seconds": self.method_seconds(method), "failed_targets": len(self.method_errors(method))}
         if self.metrics:
             summary["metrics"] = {m.name: self.metric_mean(method, m.name) for m in self.metrics}
+            summary["metric_intervals"] = {m.name: self.metric_interval(method, m.name) for m in self.metrics}
+            verdicts = {m.name: self.metric_verdict(method, m.name) for m in self.metrics}
+            summary["metric_verdicts"] = {k: v for k, v in verdicts.items() if v is not None}
             summary["metric_ranks"] = {m.name: self.metric_ranks(m.name).get(method) for m in self.metrics}
             summary["metric_errors"] = {m.name: self.metric_error(method, m.name) for m in self.metrics
                                         if self.metric_mean(method, m.name) is None}
@@ -197,7 +233,8 @@ class ComparisonResult:
             "agent": self.agent_name, "env_id": self.env_id, "model_sha256": self.model_sha256,
             "seed": self.seed, "created": self.created, "versions": self.versions,
             "observations": {"count": len(self.observations), "shape": list(self.observations.shape[1:]),
-                             "source": self.observation_source, "policy": self.policy},
+                             "source": self.observation_source, "policy": self.policy,
+                             "facts": self.ground_truth.facts if self.ground_truth is not None else None},
             "targets": [{"spec": t.spec, "label": t.label, "kind": t.kind} for t in self.targets],
             "methods": [dataclasses.asdict(m) for m in self.methods],
             "options": self.options,
@@ -372,7 +409,8 @@ def _policy_summary(agent, observations: torch.Tensor) -> list[dict]:
 def compare(agent, methods: Sequence[str | Method], targets: Sequence[str | Target] | None = None,
             observations: torch.Tensor | None = None, frames: int = 3, seed: int = 0,
             options: dict[str, dict[str, Any]] | None = None, metrics: Sequence[str | Metric] | str | None = None,
-            metric_options: dict[str, dict[str, Any]] | None = None) -> ComparisonResult:
+            metric_options: dict[str, dict[str, Any]] | None = None, sample: str = "start",
+            ground_truth=None) -> ComparisonResult:
     """Explain the same targets on the same observations with every method.
 
     :param methods: registered names (``"saliency"``) or ``Method`` instances.
@@ -387,16 +425,25 @@ def compare(agent, methods: Sequence[str | Method], targets: Sequence[str | Targ
         every successful cell with (``interpret_rl.metrics.evaluate_metrics``); default none (they
         cost far more than the explanations). Results land in ``Cell.metrics``.
     :param metric_options: per metric, option values: ``{"deletion": {"steps": "10"}}``.
+    :param sample: where collected observations come from (``observations.SAMPLES``): ``start`` (the
+        first stretch of play) or ``game`` (spread over a whole game).
+    :param ground_truth: ``objects.GroundTruth`` of given ``observations`` (collected ones bring their
+        own in ALE games); metrics that need it are skipped without.
     Unknown methods, metrics or targets, bad options and wrongly shaped observations raise before any work.
     """
     if frames < 1:
         raise ValueError(f"frames must be at least 1, got {frames}")
+    if sample not in SAMPLES:
+        raise ValueError(f"unknown sample {sample!r}; valid: {', '.join(SAMPLES)}")
+    if ground_truth is not None and (observations is None or len(ground_truth) != len(observations)):
+        raise ValueError("ground_truth must come with the observations it describes, one row each")
     instances = prepare_methods(methods, options)
     scorers = prepare_metrics(metrics, metric_options)
     parsed = prepare_targets(agent, targets)
     if observations is None:
-        observations = collect_observations(agent, frames, seed=seed)
-        source = f"collected: {frames} observations playing {agent.env_id} with the stochastic policy, seed {seed}"
+        observations, ground_truth = collect_with_ground_truth(agent, frames, seed=seed, sample=sample)
+        source = (f"collected: {frames} observations playing {agent.env_id} with the stochastic policy, seed {seed}, "
+                  f"sampled from {SAMPLES[sample].split(':')[0]}")
     else:
         source = "given by the caller"
     observations = check_observations(observations, agent.observation_shape).to(agent.device)
@@ -411,7 +458,8 @@ def compare(agent, methods: Sequence[str | Method], targets: Sequence[str | Targ
                 if scorers and cell.ok:
                     target = next(t for t in parsed if t.spec == cell.target)
                     cell.metrics = evaluate_metrics(agent, method, target, observations, cell.explanation,
-                                                    names=scorers, seconds=cell.seconds, seed=seed)
+                                                    names=scorers, seconds=cell.seconds, seed=seed,
+                                                    ground_truth=ground_truth)
         policy = _policy_summary(agent, observations)
     finally:
         network.train(was_training)
@@ -424,4 +472,4 @@ def compare(agent, methods: Sequence[str | Method], targets: Sequence[str | Targ
         options={k: {f: str(v) for f, v in opts.items()} for k, opts in (options or {}).items()},
         versions=package_versions(),
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        metrics=[_metric_info(m) for m in scorers])
+        metrics=[_metric_info(m) for m in scorers], ground_truth=ground_truth)

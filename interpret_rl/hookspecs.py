@@ -31,3 +31,9 @@ def register_metrics(register):
 @hookspec
 def register_commands(cli):
     """Add subcommands to the ``interpret-rl`` click group ``cli``."""
+
+
+@hookspec
+def register_object_detectors(register):
+    """Register game knowledge: call ``register(key, DetectorClass)`` with an env id or ALE game name
+    (``"breakout"``) and an ``interpret_rl.objects.ObjectDetector`` subclass (objects from RAM)."""

@@ -13,6 +13,13 @@ the agent as found: weights bit-identical (work on a ``copy.deepcopy`` of the ne
 weights), no torch hooks left, ``observations`` unmodified. ``explanation.extras["seconds"]``, when
 present, is the wall time the caller measured for producing the explanation (all B observations).
 
+Ground truth: a metric that scores against what the game knows (object masks from RAM, emulator
+states to replay) names it in ``needs`` (``"objects"``, ``"emulator"``; see ``interpret_rl.objects``)
+and takes one more keyword, ``evaluate(..., ground_truth=GroundTruth)``, rows aligned with
+``observations``. Where the ground truth is missing or lacks what it needs (no detector for the env,
+observations from a file without it), ``evaluate_metrics`` skips the metric with a
+``NotApplicableError`` saying why, so it never has to guess.
+
 ``evaluate_metrics`` runs several metrics on one explanation; one metric's failure never stops the
 others, and each is checked against a snapshot of the network afterwards.
 """
@@ -44,23 +51,55 @@ class DuplicateMetricError(ValueError):
     """Two plugins registered a metric under the same name."""
 
 
+CONFIDENCE = 0.95
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def bootstrap_interval(values: Sequence[float | None], confidence: float = CONFIDENCE,
+                       resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of the mean of ``values`` (``None`` entries, observations where
+    the metric is undefined, are left out): resample the observations with replacement
+    ``resamples`` times, seeded, so the same values give the same interval. ``None`` with fewer than
+    two values (one observation says nothing about the spread)."""
+    import numpy as np
+
+    defined = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    if len(defined) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    means = defined[rng.integers(0, len(defined), size=(resamples, len(defined)))].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)
+
+
 @dataclass
 class MetricResult:
     """One metric's verdict on one explanation.
 
-    :ivar value: the summary number (an area under a curve, a mean rank correlation, seconds ...).
+    :ivar value: the summary number (an area under a curve, a mean rank correlation, seconds ...):
+        the mean of ``per_observation`` where the metric gives one number per observation.
     :ivar details: JSON-able extras: curves as lists, per-layer correlations, ``passed`` for checks.
     :ivar higher_is_better: copied from the metric, so a report can colour the number without it.
+    :ivar per_observation: the number ``value`` averages, one per observation (``None`` where the
+        metric is undefined for that observation, said why in ``details``); ``None`` for metrics
+        that do not average over observations (run time).
+    :ivar interval: 95 % percentile bootstrap interval of ``value`` over the observations
+        (``bootstrap_interval``); ``None`` with fewer than two defined observations.
     """
 
     metric: str
     value: float
     details: dict = field(default_factory=dict)
     higher_is_better: bool | None = None
+    per_observation: list[float | None] | None = None
+    interval: tuple[float, float] | None = None
 
     def to_dict(self) -> dict:
         return {"metric": self.metric, "value": self.value, "higher_is_better": self.higher_is_better,
-                "details": self.details}
+                "interval": list(self.interval) if self.interval else None,
+                "confidence": CONFIDENCE if self.interval else None,
+                "per_observation": self.per_observation, "details": self.details}
 
 
 class Metric:
@@ -70,6 +109,7 @@ class Metric:
     description: ClassVar[str]
     higher_is_better: ClassVar[bool | None] = None
     applies_to: ClassVar[frozenset[str]] = frozenset({"attribution"})
+    needs: ClassVar[frozenset[str]] = frozenset()  # ground truth it scores against: "objects", "emulator"
 
     @dataclass
     class Options:
@@ -83,9 +123,15 @@ class Metric:
         """Score ``explanation`` (made by ``method`` for ``target`` on ``observations`` ``(B, *obs_shape)``)."""
         raise NotImplementedError
 
-    def _result(self, value: float, **details) -> MetricResult:
+    def _result(self, value: float, per_observation: Sequence[float | None] | None = None, **details) -> MetricResult:
+        """A result; with ``per_observation`` (one number or ``None`` per observation) it carries
+        their bootstrap interval too."""
+        if per_observation is not None:
+            per_observation = [None if v is None else float(v) for v in per_observation]
+        interval = None if per_observation is None else bootstrap_interval(per_observation)
         return MetricResult(metric=self.name, value=float(value), details=details,
-                            higher_is_better=self.higher_is_better)
+                            higher_is_better=self.higher_is_better, per_observation=per_observation,
+                            interval=interval)
 
 
 def explain_holding_actions(method: Method, agent, target: Target, observations: torch.Tensor,
@@ -159,7 +205,7 @@ def _error_text(err: BaseException) -> str:
 def evaluate_metrics(agent, method: Method, target: Target | str, observations: torch.Tensor,
                      explanation: Explanation, names: Sequence[str | Metric] | None = None,
                      options: dict[str, dict[str, Any]] | None = None, seconds: float | None = None,
-                     seed: int = 0) -> dict[str, MetricResult | str]:
+                     seed: int = 0, ground_truth=None) -> dict[str, MetricResult | str]:
     """Score one explanation with several metrics.
 
     :param method: the ``Method`` instance that made ``explanation`` (metrics may re-run it).
@@ -169,6 +215,8 @@ def evaluate_metrics(agent, method: Method, target: Target | str, observations: 
     :param seconds: wall time the caller measured for the explanation (all B observations); the
         ``runtime`` metric uses it instead of timing a re-run.
     :param seed: seeds torch's and numpy's global RNGs around each metric (restored after).
+    :param ground_truth: ``interpret_rl.objects.GroundTruth`` of ``observations`` for the metrics that
+        declare ``needs``; without it (or lacking what they need) they are skipped, said why.
     :returns: metric name -> ``MetricResult``, or ``"ErrorType: message"`` when the metric failed,
         does not apply to the method's kind (``NotApplicableError``) or broke the model contract
         (``ContractError``; the model is then restored before the next metric).
@@ -186,11 +234,21 @@ def evaluate_metrics(agent, method: Method, target: Target | str, observations: 
             results[metric.name] = _error_text(NotApplicableError(
                 f"metric {metric.name} scores {' and '.join(sorted(metric.applies_to))} methods, not {method.kind}"))
             continue
+        extra = {}
+        if metric.needs:
+            missing = ("the observations come without ground truth from the emulator" if ground_truth is None
+                       else ground_truth.lacks(metric.needs))
+            if missing:
+                needs = ", ".join(sorted(metric.needs))
+                results[metric.name] = _error_text(NotApplicableError(
+                    f"metric {metric.name} needs game ground truth ({needs}): {missing}"))
+                continue
+            extra["ground_truth"] = ground_truth
         guard = ModelGuard(agent.network)
         given = observations.detach().clone()
         try:
             with seeded_rng(seed, agent.device):
-                result = metric.evaluate(agent, method, target, given, explanation)
+                result = metric.evaluate(agent, method, target, given, explanation, **extra)
             if not math.isfinite(result.value):
                 raise ValueError(f"metric {metric.name} gave a non-finite value {result.value}")
             results[metric.name] = result
