@@ -5,8 +5,15 @@ One syntax for every method (``parse_target``):
 * ``action``                      the policy's most likely action, per observation
 * ``action:2`` / ``action:FIRE``  one action's logit
 * ``value``                       the critic's value
+* ``<layer>``                     the whole layer, DeepDream-style: the mean of its squared activation
+                                  over channels and positions (Mordvintsev et al. 2015 maximise its L2 norm)
 * ``<layer>:<channel>``           a channel's mean over space (conv) or a unit (linear)
 * ``<layer>:<channel>:<y>:<x>``   one position of a conv channel
+* ``<layer>:nmf<i>`` / ``<layer>:nmf<i>/<k>``   a direction in the layer: component ``i`` of a
+                                  ``k``-component NMF (default 8) of the layer's activations over the
+                                  agent's real states (``interpret_rl.layer_nmf``); its score is the
+                                  activation vector's dot product with the unit-norm component, averaged
+                                  over space (Olah et al. 2018's neuron groups)
 
 ``<layer>`` is torch's dotted module name (``trunk.conv3``) or its unique last part (``conv3``).
 ``target_scores`` turns a target into one differentiable scalar per observation.
@@ -39,6 +46,8 @@ class Target:
     channel: int | None = None
     y: int | None = None
     x: int | None = None
+    direction: tuple[float, ...] | None = None
+    """``nmf`` targets: the unit-norm component over the layer's channels."""
 
     @property
     def label(self) -> str:
@@ -49,6 +58,10 @@ class Target:
             return "action " + self.spec.split(":", 1)[1]
         if self.kind == "value":
             return "value"
+        if self.direction is not None:
+            return f"{self.layer} direction {self.spec.rsplit(':', 1)[1]}"
+        if self.channel is None:
+            return f"{self.layer} (whole layer)"
         where = f" at y={self.y} x={self.x}" if self.y is not None else ""
         return f"{self.layer} channel {self.channel}{where}"
 
@@ -108,10 +121,34 @@ def _index(text: str, what: str, spec: str) -> int:
     return int(text)
 
 
+def _parse_direction(spec: str, layer: str, text: str, agent) -> Target:
+    """``nmf3`` or ``nmf3/16`` -> the NMF direction target (the NMF is fitted once and cached)."""
+    from interpret_rl.layer_nmf import DEFAULT_COMPONENTS, layer_nmf
+
+    index_text, _, k_text = text[3:].partition("/")
+    index = _index(index_text, "NMF component", spec)
+    components = _index(k_text, "NMF component count", spec) if k_text else DEFAULT_COMPONENTS
+    channels = layer_output_shape(agent, layer)[0]
+    if not 1 <= components <= channels:
+        raise TargetError(f"NMF component count {components} out of range for {layer} (1..{channels})")
+    if not 0 <= index < components:
+        raise TargetError(f"NMF component {index} out of range for {layer} with {components} components "
+                          f"(0..{components - 1})")
+    direction = layer_nmf(agent, layer, components).directions[index]
+    normalised = f"{layer}:nmf{index}" + (f"/{components}" if k_text else "")
+    return Target(spec=normalised, kind="layer", layer=layer, direction=tuple(float(v) for v in direction))
+
+
 def _parse_layer_target(spec: str, parts: list[str], agent) -> Target:
-    if len(parts) not in (2, 4):
-        raise TargetError(f"layer target {spec!r} must be <layer>:<channel> or <layer>:<channel>:<y>:<x>")
+    if len(parts) not in (1, 2, 4):
+        raise TargetError(f"layer target {spec!r} must be <layer>, <layer>:<channel>, <layer>:nmf<i> "
+                          f"or <layer>:<channel>:<y>:<x>")
     layer = resolve_layer(agent.network, parts[0])
+    if len(parts) == 1:
+        layer_output_shape(agent, layer)  # a layer that outputs one tensor
+        return Target(spec=layer, kind="layer", layer=layer)
+    if len(parts) == 2 and parts[1].lower().startswith("nmf"):
+        return _parse_direction(spec, layer, parts[1].lower(), agent)
     channel = _index(parts[1], "channel", spec)
     shape = layer_output_shape(agent, layer)
     if not 0 <= channel < shape[0]:
@@ -144,8 +181,12 @@ def parse_target(spec: str, agent) -> Target:
             raise TargetError(str(err)) from None
         return Target(spec=f"action:{agent.action_meanings[index]}", kind="action", action=index)
     if len(parts) == 1:
-        raise TargetError(f"unknown target {spec!r}; use action, action:<action>, value, "
-                          f"<layer>:<channel> or <layer>:<channel>:<y>:<x>")
+        try:
+            resolve_layer(agent.network, text)
+        except TargetError as err:
+            raise TargetError(f"unknown target {spec!r}; use action, action:<action>, value, <layer>, "
+                              f"<layer>:<channel>, <layer>:nmf<i> or <layer>:<channel>:<y>:<x> "
+                              f"({str(err).split('; ', 1)[-1]})") from None
     return _parse_layer_target(spec, parts, agent)
 
 
@@ -167,14 +208,78 @@ def actions_for(agent, target: Target, obs: torch.Tensor) -> torch.Tensor | None
     return chosen_actions(agent, obs) if target.kind == "chosen-action" else None
 
 
-def _unit(target: Target, activation: torch.Tensor) -> torch.Tensor:
-    """Pick the target unit out of a layer's ``(B, C, ...)`` output -> ``(B,)``."""
-    if not isinstance(activation, torch.Tensor):
-        raise TargetError(f"layer {target.layer!r} does not output a single tensor")
-    channel = activation[:, target.channel]
-    if target.y is not None:
-        return channel[:, target.y, target.x]
-    return channel.flatten(1).mean(1) if channel.dim() > 1 else channel
+class _EnoughLayers(Exception):
+    """Raised by a probe once every layer a call needs has run, to skip the rest of the network."""
+
+
+@contextmanager
+def _probes(network: nn.Module, layers: Sequence[str], stop: bool) -> Iterator[dict[str, Probe]]:
+    """One probe per layer; with ``stop``, the forward pass ends (``_EnoughLayers``) as soon as all
+    of them have an output, so a target inside the trunk does not pay for the layers after it."""
+    captured = {name: Probe() for name in layers}
+    missing = set(layers)
+
+    def capture(name: str):
+        def _capture(_module, _inputs, output):
+            captured[name].output = output
+            missing.discard(name)
+            if stop and not missing:
+                raise _EnoughLayers
+
+        return _capture
+
+    with ExitStack() as stack:  # every torch hook removed on exit, also on error
+        for name in layers:
+            handle = network.get_submodule(name).register_forward_hook(capture(name))
+            stack.callback(handle.remove)
+        yield captured
+
+
+def forward_to(agent, obs: torch.Tensor, layers: Sequence[str], heads: bool = True):
+    """Run the network on ``obs`` and capture the output of each of ``layers``.
+
+    :param heads: also compute ``(logits, value)``; when False the forward pass stops right after
+        the last of ``layers`` has run (any architecture: the stop is an exception from the probe).
+    :returns: ``(outputs by layer name, logits or None, value or None)``.
+    """
+    layers = sorted(set(layers))
+    logits = value = None
+    with _probes(agent.network, layers, stop=not heads and bool(layers)) as captured:
+        try:
+            logits, value = agent.network(obs)
+        except _EnoughLayers:
+            pass
+    outputs = {}
+    for name in layers:
+        if not isinstance(captured[name].output, torch.Tensor):
+            raise TargetError(f"layer {name!r} does not output a single tensor")
+        outputs[name] = captured[name].output
+    return outputs, logits, value
+
+
+def layer_target_scores(targets: Sequence[Target], rows: list[int],
+                        output: torch.Tensor) -> list[tuple[list[int], torch.Tensor]]:
+    """Scores of layer targets ``targets[i]`` on ``output[i]`` for ``i`` in ``rows``, one indexing op
+    per kind (a per-row slice costs more than the network itself with 64 targets)."""
+    groups: list[tuple[list[int], torch.Tensor]] = []
+    whole = [i for i in rows if targets[i].channel is None and targets[i].direction is None]
+    if whole:
+        groups.append((whole, output[whole].pow(2).flatten(1).mean(1)))
+    directions = [i for i in rows if targets[i].direction is not None]
+    if directions:
+        weights = output.new_tensor([targets[i].direction for i in directions])  # (R, C)
+        weights = weights.view(*weights.shape, *([1] * (output.dim() - 2)))
+        projected = (output[directions] * weights).sum(1)
+        groups.append((directions, projected.flatten(1).mean(1) if projected.dim() > 1 else projected))
+    channels = [i for i in rows if targets[i].channel is not None and targets[i].y is None]
+    if channels:
+        units = output[channels, [targets[i].channel for i in channels]]
+        groups.append((channels, units.flatten(1).mean(1) if units.dim() > 1 else units))
+    spots = [i for i in rows if targets[i].y is not None]
+    if spots:
+        groups.append((spots, output[spots, [targets[i].channel for i in spots], [targets[i].y for i in spots],
+                                     [targets[i].x for i in spots]]))
+    return groups
 
 
 def target_scores(agent, target: Target, obs: torch.Tensor, actions: torch.Tensor | None = None) -> torch.Tensor:
@@ -184,63 +289,40 @@ def target_scores(agent, target: Target, obs: torch.Tensor, actions: torch.Tenso
         evaluate perturbed or interpolated inputs pass the actions chosen on the *real* observations,
         so the explained action does not change under the perturbation. Default: chosen on ``obs``.
     """
-    if target.kind == "layer":
-        with probe(agent.network.get_submodule(target.layer)) as captured:
-            agent.network(obs)
-        return _unit(target, captured.output)
-    logits, value = agent.network(obs)
-    if target.kind == "value":
-        return value
-    if target.kind == "action":
-        return logits[:, target.action]
-    if actions is None:
-        actions = logits.detach().argmax(-1)
-    return logits.gather(1, actions.view(-1, 1).to(logits.device)).squeeze(1)
+    return paired_target_scores(agent, [target] * len(obs), obs, actions)
 
 
 def paired_target_scores(agent, targets: Sequence[Target], obs: torch.Tensor,
                          actions: torch.Tensor | None = None) -> torch.Tensor:
     """Score of ``targets[i]`` on ``obs[i]`` for each i, in one forward pass: ``(S, *obs_shape)`` -> ``(S,)``.
 
-    Used to optimise many targets at once (one batch row per target).
+    Used to optimise many targets at once (one batch row per target). When every target is inside
+    the network, the forward pass stops after the deepest of their layers.
     """
+    return paired_scores_and_layers(agent, targets, obs, actions)[0]
+
+
+def paired_scores_and_layers(agent, targets: Sequence[Target], obs: torch.Tensor,
+                             actions: torch.Tensor | None = None, layers: Sequence[str] = ()):
+    """``paired_target_scores`` plus the outputs of ``layers`` on ``obs`` from the same forward pass
+    (``{name: (S, ...)}``; optim's diversity term reads them)."""
     if len(targets) != len(obs):
         raise ValueError(f"{len(targets)} targets for {len(obs)} observations")
-    layers = sorted({t.layer for t in targets if t.kind == "layer"})
-    modules = [agent.network.get_submodule(name) for name in layers]
-    with ExitStack() as stack:  # one probe per distinct layer, all removed on exit
-        captured = {name: stack.enter_context(probe(module)) for name, module in zip(layers, modules)}
-        logits, value = agent.network(obs)
-    if actions is None:
-        actions = logits.detach().argmax(-1)
-    # Gather each kind of target with one indexing op (not one slice per row): with 64 channel
-    # targets, per-row slices cost more than the network's own forward and backward.
-    rows: list[list[int]] = []
-    values: list[torch.Tensor] = []
-    for name in layers:
-        output = captured[name].output
-        if not isinstance(output, torch.Tensor):
-            raise TargetError(f"layer {name!r} does not output a single tensor")
-        mine = [i for i, t in enumerate(targets) if t.kind == "layer" and t.layer == name]
-        whole = [i for i in mine if targets[i].y is None]
-        if whole:
-            units = output[whole, [targets[i].channel for i in whole]]
-            rows.append(whole)
-            values.append(units.flatten(1).mean(1) if units.dim() > 1 else units)
-        spots = [i for i in mine if targets[i].y is not None]
-        if spots:
-            rows.append(spots)
-            values.append(output[spots, [targets[i].channel for i in spots], [targets[i].y for i in spots],
-                                 [targets[i].x for i in spots]])
+    target_layers = sorted({t.layer for t in targets if t.kind == "layer"})
+    heads = any(t.kind != "layer" for t in targets)
+    outputs, logits, value = forward_to(agent, obs, [*target_layers, *layers], heads=heads)
+    groups: list[tuple[list[int], torch.Tensor]] = []
+    for name in target_layers:
+        groups += layer_target_scores(targets, [i for i, t in enumerate(targets) if t.layer == name], outputs[name])
     value_rows = [i for i, t in enumerate(targets) if t.kind == "value"]
     if value_rows:
-        rows.append(value_rows)
-        values.append(value[value_rows])
+        groups.append((value_rows, value[value_rows]))
     action_rows = [i for i, t in enumerate(targets) if t.kind in ("action", "chosen-action")]
     if action_rows:
-        chosen = [targets[i].action if targets[i].kind == "action" else int(actions[i]) for i in action_rows]
-        rows.append(action_rows)
-        values.append(logits[action_rows, chosen])
-    order = torch.tensor([i for group in rows for i in group], device=obs.device).argsort()
-    return torch.cat(values)[order]
-
+        if actions is None:
+            actions = logits.detach().argmax(-1)
+        fixed = torch.tensor([targets[i].action if targets[i].kind == "action" else -1 for i in action_rows])
+        chosen = torch.where(fixed >= 0, fixed, actions.detach().cpu().long()[action_rows])
+        groups.append((action_rows, logits[action_rows, chosen.to(logits.device)]))
+    order = torch.tensor([i for rows, _ in groups for i in rows], device=obs.device).argsort()
+    return torch.cat([scores for _, scores in groups])[order], {name: outputs[name] for name in layers}

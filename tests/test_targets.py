@@ -56,7 +56,7 @@ def test_parse_mlp_and_labels(mlp_agent):
     ("action:JUMP", "unknown action 'JUMP'; valid: 0..3 or NOOP, FIRE, RIGHT, LEFT"),
     ("action:4", "unknown action '4'; valid: 0..3"),
     ("banana", "unknown target 'banana'"),
-    ("conv3:1:2", "must be <layer>:<channel> or <layer>:<channel>:<y>:<x>"),
+    ("conv3:1:2", "must be <layer>, <layer>:<channel>, <layer>:nmf<i> or <layer>:<channel>:<y>:<x>"),
 ])
 def test_errors_list_what_exists(cnn_agent, spec, message):
     with pytest.raises(TargetError, match=re.escape(message)):
@@ -133,4 +133,64 @@ def test_probe_removed_on_error(cnn_agent):
             cnn_agent.network(torch.zeros(1, 4, 84, 84))
             assert captured.output.shape == (1, 32, 20, 20)
             raise RuntimeError("boom")
+    assert forward_hooks(cnn_agent.network) == 0
+
+
+def conv3_of(net, obs):
+    return net.trunk.conv3(net.trunk.relu2(net.trunk.conv2(net.trunk.relu1(net.trunk.conv1(obs / 255)))))
+
+
+def test_whole_layer_and_direction_scores(cnn_agent, atari_observations):
+    from interpret_rl.layer_nmf import fit_layer_nmf
+
+    net, obs = cnn_agent.network, atari_observations
+    fitted = fit_layer_nmf(cnn_agent, "trunk.conv3", 3, obs)
+    assert fitted.directions.shape == (3, 64) and (fitted.directions >= 0).all()
+    torch.testing.assert_close(fitted.directions.norm(dim=1), torch.ones(3))
+    assert fitted.share[0] >= fitted.share[1] >= fitted.share[2]
+    whole, direction = parse_target("conv3", cnn_agent), parse_target("conv3:nmf1/3", cnn_agent)
+    assert (whole.spec, whole.label) == ("trunk.conv3", "trunk.conv3 (whole layer)")
+    assert (direction.spec, direction.label) == ("trunk.conv3:nmf1/3", "trunk.conv3 direction nmf1/3")
+    with torch.no_grad():
+        conv3 = conv3_of(net, obs)
+        torch.testing.assert_close(target_scores(cnn_agent, whole, obs), conv3.pow(2).mean((1, 2, 3)))
+        expected = (conv3 * fitted.directions[1][:, None, None]).sum(1).mean((1, 2))
+        torch.testing.assert_close(target_scores(cnn_agent, direction, obs), expected)
+    assert forward_hooks(net) == 0
+
+
+def test_nmf_recovers_a_nonnegative_factorisation():
+    from interpret_rl.layer_nmf import nmf
+
+    generator = torch.Generator().manual_seed(1)
+    w, h = torch.rand(200, 3, generator=generator), torch.rand(3, 10, generator=generator)
+    fitted_w, fitted_h = nmf(w @ h, 3, iterations=2000)
+    assert (fitted_w >= 0).all() and (fitted_h >= 0).all()
+    assert float((fitted_w @ fitted_h - w @ h).norm() / (w @ h).norm()) < 0.02
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("conv3:nmf9/4", "NMF component 9 out of range for trunk.conv3 with 4 components (0..3)"),
+    ("conv3:nmf0/65", "NMF component count 65 out of range for trunk.conv3 (1..64)"),
+    ("conv3:nmfx", "NMF component must be an integer"),
+    ("banana", "unknown target 'banana'; use action, action:<action>, value, <layer>,"),
+    ("banana", "layers: trunk, trunk.conv1"),
+])
+def test_new_target_errors(cnn_agent, spec, message):
+    with pytest.raises(TargetError, match=re.escape(message)):
+        parse_target(spec, cnn_agent)
+
+
+def test_forward_stops_after_the_deepest_target_layer(cnn_agent, atari_observations):
+    runs = []
+    inside = [parse_target(s, cnn_agent) for s in ("conv3:5", "conv2:1", "conv3")]
+    value = parse_target("value", cnn_agent)
+    handle = cnn_agent.network.trunk.fc.register_forward_hook(lambda *_: runs.append(1))
+    try:
+        paired_target_scores(cnn_agent, inside, atari_observations)
+        assert runs == []  # fc never ran
+        paired_target_scores(cnn_agent, [*inside[:2], value], atari_observations)
+        assert runs == [1]
+    finally:
+        handle.remove()
     assert forward_hooks(cnn_agent.network) == 0
