@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import sys
 from pathlib import Path
@@ -51,14 +52,29 @@ def bad_request_is_a_user_error():
         raise UserError(str(err)) from None
 
 
+# A full, read-only or forbidden destination is the machine's state, not a bug: one line, exit 1.
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
 class InterpretRLGroup(click.Group):
-    """Turns the library's "you asked for something that does not exist" errors into exit code 2."""
+    """Turns the library's "you asked for something that does not exist" errors into exit code 2,
+    and a full or read-only disk into one line (every write is atomic: the previous file is kept)."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except user_errors() as err:
             raise UserError(str(err)) from None
+        except OSError as err:
+            if err.errno not in DISK_ERRNOS:
+                raise
+            raise click.ClickException(f"cannot write {err.filename or 'a file'}: {err.strerror} "
+                                       f"(what was there before is kept)") from None
+
+
+def _hold_writer_lock(path) -> None:
+    """Be the only process writing model folder ``path`` until this command ends."""
+    click.get_current_context().with_resource(registry.writer_lock(path))
 
 
 @click.group(cls=InterpretRLGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -113,6 +129,8 @@ def train(env_id, preset, steps, name, seed, device, num_envs, n_steps, lr, arch
     name = registry.check_name(name or f"{env_id.removeprefix('ALE/').split('-')[0].lower()}-a2c")
     out_dir = registry.user_models_dir() / name
     main_rank = Ranks().is_main  # under torchrun only rank 0 checks, saves and evaluates
+    if main_rank:
+        _hold_writer_lock(out_dir)
     if main_rank and (out_dir / registry.META).exists() and not force:
         raise UserError(f"model {name!r} already exists at {out_dir}; pick another --name or pass --force")
     if device.startswith("cuda"):
@@ -152,8 +170,10 @@ def _resume(name, steps, device, tensorboard, eval_episodes, quiet):
     from interpret_rl.a2c import train as train_agent
 
     out_dir = registry.resolve(name)
-    if out_dir.is_relative_to(registry.BUNDLED_DIR):
+    if registry.is_bundled(out_dir):
         raise UserError(f"--resume {name}: bundled models are read-only; train your own with --name")
+    if Ranks().is_main:
+        _hold_writer_lock(out_dir)
     agent = registry.load_agent(out_dir, device=device)
     saved = agent.meta.get("config")
     if not isinstance(saved, dict):
@@ -234,6 +254,13 @@ def evaluate_command(model, episodes, seed, greedy, record, device, save):
 
     if record and Path(record).suffix.lower() not in (".mp4", ".gif"):
         raise UserError(f"--record {record}: the video file must end in .mp4 or .gif")
+    if record and not Path(record).absolute().parent.is_dir():
+        raise UserError(f"--record {record}: the folder {Path(record).absolute().parent} does not exist")
+    if save:  # checked before any game is played: a bundled model is never written; one writer at a time
+        path = registry.resolve(model)
+        if registry.is_bundled(path):
+            raise UserError(f"{model} is a bundled model; its meta.json is part of the package and is not changed")
+        _hold_writer_lock(path)
     agent = registry.load_agent(model, device=device)
     result = evaluate(agent, episodes=episodes, seed=seed, deterministic=greedy, record_first=bool(record))
     click.echo(f"{agent.name}: {agent.env_id}, {episodes} episodes, "
@@ -243,9 +270,6 @@ def evaluate_command(model, episodes, seed, greedy, record, device, save):
         write_video(result.frames, record)
         click.echo(f"video of the first episode ({len(result.frames)} frames): {record}")
     if save:
-        path = registry.resolve(model)
-        if path.is_relative_to(registry.BUNDLED_DIR):
-            raise UserError(f"{model} is a bundled model; its meta.json is part of the package and is not changed")
         registry.update_meta(path, evaluation=result.as_dict())
 
 
