@@ -11,6 +11,9 @@ from torch import nn
 
 from interpret_rl.networks import BUILTIN_ARCHITECTURES
 
+Q_LEARNERS = ("pqn", "dqn")
+"""Algorithms whose network outputs Q-values: their agent acts greedily (``Agent.act``)."""
+
 
 class UnknownArchitectureError(KeyError):
     def __str__(self) -> str:
@@ -52,9 +55,10 @@ def space_to_dict(space) -> dict[str, Any]:
 
 @dataclass
 class Agent:
-    """A trained (or training) actor-critic and what it was trained on.
+    """A trained (or training) actor-critic or Q-network and what it was trained on.
 
-    :ivar network: maps ``(B, *obs_shape)`` observations to ``(logits (B, A), value (B,))``.
+    :ivar network: maps ``(B, *obs_shape)`` observations to ``(logits (B, A), value (B,))``; for a
+        Q-learner (``is_q_learner``) to ``(Q-values (B, A), max_a Q (B,))``.
     :ivar env_id: the environment it acts in.
     :ivar env_settings: the environment settings it was trained with.
     :ivar architecture: registered name of the network class; with ``architecture_args`` rebuilds it.
@@ -77,16 +81,20 @@ class Agent:
 
     @classmethod
     def for_env(cls, envs, env_id: str, env_settings: dict, architecture: str = "auto",
-                architecture_args: dict | None = None, device: str | torch.device = "cpu") -> Agent:
-        """A freshly initialised agent for the spaces of ``envs`` (a ``VectorEnv``)."""
+                architecture_args: dict | None = None, device: str | torch.device = "cpu",
+                q_values: bool = False) -> Agent:
+        """A freshly initialised agent for the spaces of ``envs`` (a ``VectorEnv``).
+
+        :param q_values: ``auto`` picks a Q-network (``nature-cnn-q``, ``mlp-q``) instead of an actor-critic.
+        """
         obs_space = envs.single_observation_space
         n_actions = int(envs.single_action_space.n)
         if architecture == "auto":
-            architecture = "nature-cnn" if len(obs_space.shape) == 3 else "mlp"
+            architecture = ("nature-cnn" if len(obs_space.shape) == 3 else "mlp") + ("-q" if q_values else "")
         args = dict(architecture_args or {})
-        if architecture == "nature-cnn":
+        if architecture in ("nature-cnn", "nature-cnn-q"):
             args = {"in_channels": int(obs_space.shape[0]), "n_actions": n_actions, **args}
-        elif architecture == "mlp":
+        elif architecture in ("mlp", "mlp-q"):
             args = {"obs_dim": int(np.prod(obs_space.shape)), "n_actions": n_actions, **args}
         else:
             args = {"observation_shape": list(obs_space.shape), "n_actions": n_actions, **args}
@@ -95,6 +103,16 @@ class Agent:
                    architecture=architecture, architecture_args=args,
                    observation_space=space_to_dict(obs_space), action_space=space_to_dict(envs.single_action_space),
                    action_meanings=list(envs.action_meanings))
+
+    @property
+    def algo(self) -> str:
+        """The algorithm that trained it, as recorded in meta.json (older models: ``a2c``)."""
+        return self.meta.get("algo", "a2c")
+
+    @property
+    def is_q_learner(self) -> bool:
+        """Its outputs are Q-values (``action:k`` is Q(s, k), ``value`` is max Q), not policy logits."""
+        return self.algo in Q_LEARNERS
 
     @property
     def n_actions(self) -> int:
@@ -110,10 +128,14 @@ class Agent:
 
     def act(self, obs: np.ndarray, deterministic: bool = False,
             generator: torch.Generator | None = None) -> np.ndarray:
-        """Actions for a batch of observations: sampled from the policy, or its argmax."""
+        """Actions for a batch of observations: sampled from the policy, or its argmax.
+
+        A Q-learner always takes the action of the largest Q-value (its exploration belongs to
+        training only), whatever ``deterministic`` says.
+        """
         with torch.no_grad():
             logits, _ = self.network(torch.as_tensor(obs, device=self.device))
-            if deterministic:
+            if deterministic or self.is_q_learner:
                 return logits.argmax(-1).cpu().numpy()
             probs = torch.softmax(logits, -1)
             return torch.multinomial(probs, 1, generator=generator)[:, 0].cpu().numpy()

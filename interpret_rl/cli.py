@@ -22,8 +22,8 @@ class UserError(click.ClickException):
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    from interpret_rl.a2c import InvalidConfigError
     from interpret_rl.agent import UnknownArchitectureError
+    from interpret_rl.rollout import InvalidConfigError
 
     errors: list[type[BaseException]] = [registry.ModelNotFoundError, registry.ModelLoadError,
                                          registry.InvalidNameError, InvalidConfigError,
@@ -94,11 +94,14 @@ def _positive(ctx, param, value):
 
 
 @cli.command()
+@click.option("--algo", type=click.Choice(["a2c", "ppo", "pqn"]), default="a2c", show_default=True,
+              help="Training algorithm (a Q-learner's agent acts greedily on its Q-values).")
 @click.option("--env", "env_id", default=None, help="Environment id, e.g. CartPole-v1 or ALE/Breakout-v5.")
 @click.option("--preset", type=click.Choice(["cartpole", "breakout", "paper"]), default=None,
-              help="Settings preset (default: breakout for Atari, cartpole otherwise).")
+              help="Settings preset of the algorithm (default: breakout for Atari, cartpole otherwise; "
+                   "paper: A2C only).")
 @click.option("--steps", type=int, default=None, callback=_positive, help="Environment steps to train for.")
-@click.option("--name", default=None, help="Registry name of the model (default: <env>-a2c).")
+@click.option("--name", default=None, help="Registry name of the model (default: <env>-<algo>).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--num-envs", type=int, default=None, callback=_positive, help="Parallel environments.")
@@ -107,6 +110,8 @@ def _positive(ctx, param, value):
 @click.option("--architecture", default=None,
               help="Network: mlp, nature-cnn or one a plugin registers (default: by observation shape).")
 @click.option("--target-return", type=float, default=None, help="Stop once the 100-episode mean reaches this.")
+@click.option("--torch-threads", type=int, default=None, callback=_positive,
+              help="Torch threads (default: all cores for images, 1 for vectors; 1 each when runs share cores).")
 @click.option("--tensorboard", is_flag=True, help="Also write TensorBoard scalars.")
 @click.option("--keep-checkpoints", is_flag=True, help="Keep a weight snapshot at every checkpoint.")
 @click.option("--checkpoint-every", type=int, default=None, callback=_positive, help="Steps between checkpoints.")
@@ -115,18 +120,20 @@ def _positive(ctx, param, value):
 @click.option("--resume", default=None, metavar="NAME",
               help="Continue training your model NAME from its last checkpoint (--steps: new total).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(env_id, preset, steps, name, seed, device, num_envs, n_steps, lr, architecture, target_return, tensorboard,
-          keep_checkpoints, checkpoint_every, eval_episodes, force, resume, quiet):
-    """Train an A2C agent and save it in the registry."""
-    from interpret_rl.a2c import PRESETS, config_from_preset
-    from interpret_rl.a2c import train as train_agent
+def train(algo, env_id, preset, steps, name, seed, device, num_envs, n_steps, lr, architecture, target_return,
+          torch_threads, tensorboard, keep_checkpoints, checkpoint_every, eval_episodes, force, resume, quiet):
+    """Train an agent (A2C, PPO or PQN) and save it in the registry."""
+    from interpret_rl.rollout import algorithm_module
 
     if resume:
         return _resume(resume, steps, device, tensorboard, eval_episodes, quiet)
+    algorithm = algorithm_module(algo)
     preset = preset or _default_preset(env_id or "CartPole-v1")
-    env_id = env_id or PRESETS[preset]["env_id"]
+    if preset not in algorithm.PRESETS:
+        raise UserError(f"--preset {preset}: not a preset of {algo}; choose one of {', '.join(algorithm.PRESETS)}")
+    env_id = env_id or algorithm.PRESETS[preset]["env_id"]
     check_env_id(env_id)
-    name = registry.check_name(name or f"{env_id.removeprefix('ALE/').split('-')[0].lower()}-a2c")
+    name = registry.check_name(name or f"{env_id.removeprefix('ALE/').split('-')[0].lower()}-{algo}")
     out_dir = registry.user_models_dir() / name
     main_rank = Ranks().is_main  # under torchrun only rank 0 checks, saves and evaluates
     if main_rank:
@@ -138,14 +145,15 @@ def train(env_id, preset, steps, name, seed, device, num_envs, n_steps, lr, arch
 
         if not torch.cuda.is_available():
             raise UserError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
-    config = config_from_preset(preset, env_id=env_id, total_steps=steps, seed=seed, device=device,
-                                num_envs=num_envs, n_steps=n_steps, lr=lr, target_return=target_return,
-                                architecture=architecture,
-                                keep_checkpoints=keep_checkpoints or None,
-                                checkpoint_every_steps=checkpoint_every)
-    click.echo(f"training {name}: {env_id}, preset {preset}, {config.total_steps:,} steps, seed {seed}", err=True)
+    config = algorithm.config_from_preset(preset, env_id=env_id, total_steps=steps, seed=seed, device=device,
+                                          num_envs=num_envs, n_steps=n_steps, lr=lr, target_return=target_return,
+                                          architecture=architecture, torch_threads=torch_threads,
+                                          keep_checkpoints=keep_checkpoints or None,
+                                          checkpoint_every_steps=checkpoint_every)
+    click.echo(f"training {name}: {algo}, {env_id}, preset {preset}, {config.total_steps:,} steps, seed {seed}",
+               err=True)
     with _training_outcomes(name):
-        result = train_agent(config, out_dir=out_dir, progress=not quiet, tensorboard=tensorboard)
+        result = algorithm.train(config, out_dir=out_dir, progress=not quiet, tensorboard=tensorboard)
     if main_rank:
         _finish_training(result, name, out_dir, eval_episodes, seed)
 
@@ -153,8 +161,8 @@ def train(env_id, preset, steps, name, seed, device, num_envs, n_steps, lr, arch
 @contextlib.contextmanager
 def _training_outcomes(name: str):
     """Interrupted: say what was kept and exit 130/143. Non-finite loss: one line, exit 1."""
-    from interpret_rl.a2c import NonFiniteLossError
     from interpret_rl.interrupts import TrainingInterrupted
+    from interpret_rl.rollout import NonFiniteLossError
 
     try:
         yield
@@ -166,8 +174,7 @@ def _training_outcomes(name: str):
 
 
 def _resume(name, steps, device, tensorboard, eval_episodes, quiet):
-    from interpret_rl.a2c import A2CConfig
-    from interpret_rl.a2c import train as train_agent
+    from interpret_rl.rollout import algorithm_module, config_from_meta
 
     out_dir = registry.resolve(name)
     if registry.is_bundled(out_dir):
@@ -178,14 +185,15 @@ def _resume(name, steps, device, tensorboard, eval_episodes, quiet):
     saved = agent.meta.get("config")
     if not isinstance(saved, dict):
         raise UserError(f"--resume {name}: {out_dir / registry.META} records no training config")
-    config = A2CConfig(**{**saved, "device": device, **({"total_steps": steps} if steps else {})})
+    algorithm = algorithm_module(agent.meta.get("algo", "a2c"))  # models from before PPO are A2C
+    config = config_from_meta(algorithm.CONFIG, saved, device=device, **({"total_steps": steps} if steps else {}))
     if agent.steps_trained >= config.total_steps:
         raise UserError(f"--resume {name}: already trained {agent.steps_trained:,} of {config.total_steps:,} "
                         f"steps; pass a larger --steps")
     click.echo(f"resuming {name} at step {agent.steps_trained:,} of {config.total_steps:,}", err=True)
     with _training_outcomes(name):
-        result = train_agent(config, out_dir=out_dir, progress=not quiet, tensorboard=tensorboard,
-                             agent=agent, resume=True)
+        result = algorithm.train(config, out_dir=out_dir, progress=not quiet, tensorboard=tensorboard,
+                                 agent=agent, resume=True)
     if Ranks().is_main:
         _finish_training(result, name, out_dir, eval_episodes, config.seed)
 

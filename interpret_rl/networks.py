@@ -1,4 +1,4 @@
-"""Actor-critic networks.
+"""Actor-critic networks and Q-networks.
 
 Every network maps a batch of raw observations to ``(logits, value)``:
 
@@ -7,6 +7,10 @@ Every network maps a batch of raw observations to ``(logits, value)``:
 * ``logits``: ``(B, n_actions)``, unnormalised action scores of the policy,
 * ``value``: ``(B,)``, the critic's estimate (flat on purpose: a ``(B, 1)`` value against ``(B,)``
   returns silently broadcasts to ``(B, B)``).
+
+A Q-network (for a Q-learner such as PQN) keeps the same contract with other meanings: its
+outputs are the Q-values, so the target ``action:k`` is Q(s, k), and its value is
+``max_a Q(s, a)``; every explanation method and metric works on it unchanged.
 
 Submodules have stable, readable names (``trunk.conv3``, ``policy``, ``value``) because targets
 of explanation methods are written with them (``conv3:12``, ``fc:100``).
@@ -98,6 +102,24 @@ class MLPActorCritic(ActorCritic):
         return nn.Sequential(layers)
 
 
+def nature_cnn_trunk(in_channels: int, hidden: int, layer_norm: bool) -> nn.Sequential:
+    """conv 32x8x8/4 -> conv 64x4x4/2 -> conv 64x3x3/1 -> linear ``hidden`` (84x84 input), ReLU after
+    each; with ``layer_norm`` a LayerNorm (``norm1``..``norm4``) before every ReLU."""
+    layers: OrderedDict[str, nn.Module] = OrderedDict()
+    convs = [(in_channels, 32, 8, 4, 20), (32, 64, 4, 2, 9), (64, 64, 3, 1, 7)]  # (in, out, kernel, stride, size out)
+    for i, (c_in, c_out, kernel, stride, size) in enumerate(convs, start=1):
+        layers[f"conv{i}"] = nn.Conv2d(c_in, c_out, kernel, stride=stride)
+        if layer_norm:
+            layers[f"norm{i}"] = nn.LayerNorm([c_out, size, size])
+        layers[f"relu{i}"] = nn.ReLU()
+    layers["flatten"] = nn.Flatten()
+    layers["fc"] = nn.Linear(64 * 7 * 7, hidden)
+    if layer_norm:
+        layers["norm4"] = nn.LayerNorm(hidden)
+    layers["relu4"] = nn.ReLU()
+    return nn.Sequential(layers)
+
+
 class NatureCNNActorCritic(ActorCritic):
     """The DQN "Nature" CNN (Mnih et al. 2015) with policy and value heads.
 
@@ -111,19 +133,7 @@ class NatureCNNActorCritic(ActorCritic):
 
     def __init__(self, in_channels: int, n_actions: int, hidden: int = 512):
         super().__init__()
-        self.trunk = nn.Sequential(
-            OrderedDict(
-                conv1=nn.Conv2d(in_channels, 32, 8, stride=4),
-                relu1=nn.ReLU(),
-                conv2=nn.Conv2d(32, 64, 4, stride=2),
-                relu2=nn.ReLU(),
-                conv3=nn.Conv2d(64, 64, 3, stride=1),
-                relu3=nn.ReLU(),
-                flatten=nn.Flatten(),
-                fc=nn.Linear(64 * 7 * 7, hidden),
-                relu4=nn.ReLU(),
-            )
-        )
+        self.trunk = nature_cnn_trunk(in_channels, hidden, layer_norm=False)
         self._finish_init(hidden, n_actions)
 
     def preprocess(self, obs: torch.Tensor) -> torch.Tensor:
@@ -135,7 +145,70 @@ class NatureCNNActorCritic(ActorCritic):
         return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
 
+class QNetwork(nn.Module):
+    """A trunk, then one linear output per action: ``(Q (B, A), max_a Q (B,))``.
+
+    LayerNorm before every activation (Gallici et al. 2024, PQN: it is what keeps TD learning
+    stable without a target network or replay buffer); orthogonal init with gain sqrt(2)
+    everywhere, the output layer included (CleanRL's pqn_atari).
+    """
+
+    trunk: nn.Module
+
+    def _finish_init(self, features: int, n_actions: int) -> None:
+        self.q = nn.Linear(features, n_actions)
+        orthogonal_init(self, math.sqrt(2))
+
+    def preprocess(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs.float()
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        q_values = self.q(self.trunk(self.preprocess(obs)))
+        return q_values, q_values.max(-1).values
+
+
+class MLPQNetwork(QNetwork):
+    """MLP Q-network for vector observations: ``fc -> LayerNorm -> ReLU`` per hidden layer.
+
+    :param obs_dim: length of the observation vector.
+    :param n_actions: number of discrete actions.
+    :param hidden: widths of the hidden layers.
+    """
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden: Sequence[int] = (256, 256)):
+        super().__init__()
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        width = obs_dim
+        for i, out in enumerate(hidden, start=1):
+            layers[f"fc{i}"] = nn.Linear(width, out)
+            layers[f"norm{i}"] = nn.LayerNorm(out)
+            layers[f"act{i}"] = nn.ReLU()
+            width = out
+        self.trunk = nn.Sequential(layers)
+        self._finish_init(width, n_actions)
+
+
+class NatureCNNQNetwork(QNetwork):
+    """The Nature CNN with LayerNorm after every layer (CleanRL's PQN network) and a Q head.
+
+    Input: ``(B, frames, 84, 84)`` uint8, divided by 255 here (as in ``NatureCNNActorCritic``).
+
+    :param in_channels: stacked frames.
+    :param n_actions: number of discrete actions.
+    :param hidden: width of the fully connected layer.
+    """
+
+    def __init__(self, in_channels: int, n_actions: int, hidden: int = 512):
+        super().__init__()
+        self.trunk = nature_cnn_trunk(in_channels, hidden, layer_norm=True)
+        self._finish_init(hidden, n_actions)
+
+    preprocess = NatureCNNActorCritic.preprocess
+
+
 BUILTIN_ARCHITECTURES: dict[str, type[nn.Module]] = {
     "mlp": MLPActorCritic,
     "nature-cnn": NatureCNNActorCritic,
+    "mlp-q": MLPQNetwork,
+    "nature-cnn-q": NatureCNNQNetwork,
 }

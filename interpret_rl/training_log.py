@@ -43,6 +43,8 @@ class TrainingLog:
         self.episodes = 0
         self.rows: list[dict] = []
         self._start = self._last_time = time.perf_counter()
+        # An algorithm's own statistics (PPO's clip fraction, PQN's epsilon) after the common ones.
+        self.columns = CSV_COLUMNS + list(getattr(config, "extra_log_columns", ()))
         self.csv_path: Path | None = None
         self._csv_file = self._csv = None
         if out_dir is not None:
@@ -50,7 +52,7 @@ class TrainingLog:
             self.csv_path.parent.mkdir(parents=True, exist_ok=True)
             resuming = self.csv_path.exists() and self.csv_path.stat().st_size > 0
             self._csv_file = open(self.csv_path, "a", newline="")
-            self._csv = csv.DictWriter(self._csv_file, fieldnames=CSV_COLUMNS)
+            self._csv = csv.DictWriter(self._csv_file, fieldnames=self.columns)
             if not resuming:
                 self._csv.writeheader()
         self._tb = None
@@ -100,14 +102,15 @@ class TrainingLog:
             "ep_rew_mean": self.mean_return(),
             "ep_len_mean": sum(self.lengths) / len(self.lengths) if self.lengths else float("nan"),
             "episodes": self.episodes,
-            **{k: stats.get(k, float("nan")) for k in CSV_COLUMNS[6:]},
+            **{k: stats.get(k, float("nan")) for k in self.columns[6:]},
         }
         self.rows.append(row)
         if self._csv is not None:
             self._csv.writerow(row)
             self._csv_file.flush()
         if self._tb is not None:
-            for key, tag in TENSORBOARD_KEYS.items():
+            extra = {k: f"train/{k}" for k in self.columns if k not in TENSORBOARD_KEYS and k in stats}
+            for key, tag in {**TENSORBOARD_KEYS, **extra}.items():
                 value = row.get(key)
                 if value is not None and not (isinstance(value, float) and math.isnan(value)):
                     self._tb.add_scalar(tag, value, steps)
