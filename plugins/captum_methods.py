@@ -1,11 +1,9 @@
 """Captum attributions: integrated gradients, Grad-CAM, occlusion, DeepLift, GradientSHAP.
 
 Captum needs one scalar per observation, but the network returns ``(logits, value)``; each method
-therefore hands captum a forward function for the target alone (``(B, *obs)`` -> ``(B,)``). For a
-``chosen-action`` target the actions chosen on the real observations travel as an additional
-forward argument, which captum expands together with the inputs (interpolations, occlusions,
-baselines), so the explained action stays fixed. Captum gets a fresh detached copy of the input:
-it leaves ``requires_grad`` set on its input when an attribution fails.
+therefore hands captum the target alone through ``interpret_rl.target_forward`` (shared with other
+plugins): the chosen action stays fixed on every input captum derives, and captum gets a fresh
+detached copy of the input.
 """
 
 from __future__ import annotations
@@ -32,26 +30,11 @@ from captum.attr import (
 )
 from torch import nn
 
+from interpret_rl.blur import gaussian_blur
 from interpret_rl.hookspecs import hookimpl
 from interpret_rl.methods import Explanation, Method, NotApplicableError, seeded_rng
-from interpret_rl.targets import Target, actions_for, resolve_layer, target_scores
-from interpret_rl_plugins.perturbation import gaussian_blur
-
-
-def target_function(agent, target: Target):
-    """``forward(x (B, *obs), actions (B,) | None) -> (B,)`` target scores, for captum."""
-
-    def forward(x: torch.Tensor, actions: torch.Tensor | None = None) -> torch.Tensor:
-        return target_scores(agent, target, x, actions=actions)
-
-    return forward
-
-
-def prepare(agent, target: Target, observations: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    """A fresh float copy of the input, and captum keyword arguments carrying the fixed actions."""
-    x = observations.detach().clone().float()
-    actions = actions_for(agent, target, x)
-    return x, ({} if actions is None else {"additional_forward_args": (actions,)})
+from interpret_rl.target_forward import TargetModule, prepare, target_function
+from interpret_rl.targets import Target, resolve_layer
 
 
 def make_baseline(kind: str, x: torch.Tensor, blur: float) -> torch.Tensor:
@@ -137,7 +120,8 @@ class GradCam(Method):
         with torch.enable_grad():
             cam = method.attribute(x, relu_attributions=True, **extra)  # (B, 1, h, w)
         cam = LayerAttribution.interpolate(cam, tuple(x.shape[2:]), interpolate_mode=opts.interpolate_mode)
-        return self._explanation(target, cam.expand_as(x).contiguous(), layer=layer)
+        # One map for the whole stack: the conv layer has already mixed the frames.
+        return self._explanation(target, cam.expand_as(x).contiguous(), layer=layer, same_map_for_all_frames=True)
 
 
 class Occlusion(Method):
@@ -176,19 +160,6 @@ class Occlusion(Method):
         return self._explanation(target, attributions)
 
 
-class _TargetModule(nn.Module):
-    """The network as a single-output module, ``(B, *obs)`` -> ``(B,)``: DeepLift needs a Module
-    whose submodules it can hook (the agent's own network is a submodule, not a copy)."""
-
-    def __init__(self, agent, target: Target):
-        super().__init__()
-        self.network = agent.network
-        self.score = target_function(agent, target)
-
-    def forward(self, x: torch.Tensor, actions: torch.Tensor | None = None) -> torch.Tensor:
-        return self.score(x, actions)
-
-
 class DeepLift(Method):
     """DeepLift, rescale rule (Shrikumar et al. 2017), from a baseline. Output ``(B, *obs_shape)``.
 
@@ -217,7 +188,7 @@ class DeepLift(Method):
             with torch.enable_grad(), warnings.catch_warnings():
                 # captum announces on every call that it sets (and will remove) hooks; we check that it does
                 warnings.filterwarnings("ignore", message="Setting forward, backward hooks")
-                attributions = CaptumDeepLift(_TargetModule(agent, target)).attribute(
+                attributions = CaptumDeepLift(TargetModule(agent, target)).attribute(
                     x.requires_grad_(True), baselines=baselines, **extra)
         finally:
             for module, before in zip(modules, attributes_before):

@@ -18,21 +18,32 @@ observation blurred with a Gaussian of std ``blur`` pixels (``baseline="blur"``,
 its own; vector observations have nothing to blur, so it is zero for them) or zero (``"zero"``).
 
 Logits, values and activations are unbounded and signed, so the raw score s_k (``target_scores``,
-the chosen action held at the one chosen on the real observation) is measured from the score on
-the full baseline, in units of how much the baseline changes it:
+the chosen action held at the one chosen on the real observation) is put on the scale of the gap
+between the observation and the baseline, per observation:
 
-    c_k = (s_k - s_base) / |s_obs - s_base|     s_obs: score on the observation, s_base: on the baseline
+    c_k = clamp((s_k - s_base) / (s_obs - s_base), 0, 1)    s_obs: on the observation, s_base: on the baseline
 
-s_obs and s_base depend on the observation and the baseline only, never on the method, so methods
-are ranked exactly as by the raw curves; the scale only makes observations comparable. When
-s_obs > s_base (the usual case) deletion runs from 1 to 0 and insertion from 0 to 1; when the
-baseline scores higher, deletion runs from -1 to 0 and insertion from 0 to -1, so "lower" keeps
-meaning "less evidence for the target" and the better direction stays the same. Non-monotone
-models can leave these ranges. The value is the trapezoid area under c over the fraction n_k / N
-of units replaced, averaged over observations: deletion lower is better, insertion higher; a
-random order on a linear model scores about 0.5 (when s_obs > s_base). An observation with
-|s_obs - s_base| <= 1e-6 + 1e-5 max(|s_obs|, |s_base|) is skipped (no unit to measure in) and
-counted in ``details["skipped"]``; ``details["scores"]`` keeps the raw s_k.
+Where the gap is defined. The gap s_obs - s_base must be positive and not tiny: at least
+``min_gap`` (default 0.1, and above 1e-6 in absolute terms) times how far the score moves anyway
+when the units are replaced in random order (the range of the scores on the chance curves below,
+the same for every method; max(|s_obs|, |s_base|) with ``chance_orders=0``). Where the baseline
+scores the target as high as the observation or higher (common for the value on a blurred frame),
+removing evidence cannot be told from adding it; where the gap is tiny next to those swings,
+dividing by it blows the curve up (cartpole-a2c's saliency scored -17.7 that way, one observation
+-99.8). Such observations are *undefined*: left out of the value and of its interval, listed in
+``details["undefined"]`` with the reason. When no observation is defined the metric raises and says why.
+
+Range. Each curve point is clamped into [0, 1] (a partial deletion can push the score beyond the
+baseline or above the observation's own score: models are not monotone), so every area is in
+[0, 1]; ``details["clamped_share"]`` says how many points were clamped and ``details["raw_areas"]``
+keeps the unclamped areas, ``details["scores"]`` the raw s_k. Deletion: lower is better (the
+score falls fast); insertion: higher is better. The value is the mean area over the defined
+observations, with a 95 % bootstrap interval over them.
+
+Chance. The same curve with the units in random order (``chance_orders`` seeded orders, averaged)
+is the level a map that knows nothing reaches on these observations: ``details["chance"]`` (mean
+and interval over the same defined observations) and ``details["chance_curve"]``. A map is only
+informative where it beats chance; on a linear model chance is 0.5.
 """
 
 from __future__ import annotations
@@ -42,12 +53,12 @@ from dataclasses import dataclass
 
 import torch
 
+from interpret_rl.blur import gaussian_blur
 from interpret_rl.hookspecs import hookimpl
 from interpret_rl.methods import Explanation, Method
-from interpret_rl.metrics import Metric, MetricResult
+from interpret_rl.metrics import Metric, MetricResult, bootstrap_interval
 from interpret_rl.targets import Target, actions_for, target_scores
 from interpret_rl_plugins.captum_metrics import Infidelity, Sensitivity
-from interpret_rl_plugins.perturbation import gaussian_blur
 from interpret_rl_plugins.randomization import Randomization
 
 
@@ -110,26 +121,47 @@ class _Curve(Metric):
         """Frames: order single (frame, y, x) elements instead of pixels summed over the stack."""
         absolute: bool = False
         """Order by |attribution| instead of the signed value."""
+        min_gap: float = 0.1
+        """An observation is undefined unless s_obs - s_base >= min_gap * the score's range on the
+        random-order curves (max(|s_obs|, |s_base|) without them)."""
+        chance_orders: int = 3
+        """Random unit orders averaged for the chance level (0: no chance level)."""
+        seed: int = 0
+        """Seed of the random orders."""
         batch: int = 64
         """Perturbed observations per forward pass."""
 
     def evaluate(self, agent, method: Method, target: Target, observations: torch.Tensor,
                  explanation: Explanation) -> MetricResult:
         opts = self.options
-        if opts.steps < 1 or opts.batch < 1:
-            raise ValueError(f"steps and batch must be at least 1, got steps={opts.steps} batch={opts.batch}")
+        if opts.steps < 1 or opts.batch < 1 or opts.chance_orders < 0 or opts.min_gap < 0:
+            raise ValueError(f"steps and batch must be at least 1, chance_orders and min_gap at least 0; got "
+                             f"steps={opts.steps} batch={opts.batch} chance_orders={opts.chance_orders} "
+                             f"min_gap={opts.min_gap}")
         x = observations.detach().float()
         values = explanation.values.detach().to(x.device)
         if tuple(values.shape) != tuple(x.shape):
             raise ValueError(f"attribution of shape {tuple(values.shape)} for observations {tuple(x.shape)}")
-        masks, counts = replaced_masks(unit_importance(values, opts.per_frame, opts.absolute), opts.steps)
+        importance = unit_importance(values, opts.per_frame, opts.absolute)
         baseline = curve_baseline(x, opts.baseline, opts.blur)
+        generator = torch.Generator().manual_seed(opts.seed)
+        random_orders = [torch.rand(importance.shape, generator=generator).to(x.device)
+                         for _ in range(opts.chance_orders)]
         with torch.no_grad():
             actions = actions_for(agent, target, x)
-            scores = torch.stack([self._curve_scores(agent, target, x[i], baseline[i], masks[i],
-                                                     None if actions is None else actions[i])
-                                  for i in range(len(x))])
-        return self._summarise(scores.double().cpu(), (counts.double() / counts[-1]).cpu())
+            scores, counts = self._scores(agent, target, x, baseline, importance, actions)
+            chance = [self._scores(agent, target, x, baseline, order, actions)[0] for order in random_orders]
+        return self._summarise(scores.double().cpu(), [c.double().cpu() for c in chance],
+                               (counts.double() / counts[-1]).cpu())
+
+    def _scores(self, agent, target: Target, x: torch.Tensor, baseline: torch.Tensor, importance: torch.Tensor,
+                actions: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw scores ``(B, K+1)`` of every curve point for units ordered by ``importance`` ``(B, N)``."""
+        masks, counts = replaced_masks(importance, self.options.steps)
+        scores = torch.stack([self._curve_scores(agent, target, x[i], baseline[i], masks[i],
+                                                 None if actions is None else actions[i])
+                              for i in range(len(x))])
+        return scores, counts
 
     def _curve_scores(self, agent, target: Target, obs: torch.Tensor, baseline: torch.Tensor, masks: torch.Tensor,
                       action: torch.Tensor | None) -> torch.Tensor:
@@ -140,24 +172,55 @@ class _Curve(Metric):
         return torch.cat([target_scores(agent, target, part, None if action is None else action.expand(len(part)))
                           for part in parts])
 
-    def _summarise(self, scores: torch.Tensor, fractions: torch.Tensor) -> MetricResult:
-        """Raw scores ``(B, K+1)`` -> normalised curves, their areas and the mean area."""
-        s_obs, s_base = (scores[:, -1], scores[:, 0]) if self.insertion else (scores[:, 0], scores[:, -1])
-        span = s_obs - s_base
-        usable = span.abs() > 1e-6 + 1e-5 * torch.maximum(s_obs.abs(), s_base.abs())
-        if not usable.any():
-            raise ValueError("the target scores the same on the observations and on the baseline, "
-                             "so there is no curve to normalise; try another baseline")
-        curves = (scores[usable] - s_base[usable, None]) / span[usable, None].abs()
+    def _endpoints(self, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(s_obs, s_base) ``(B,)`` each: a deletion curve starts at the observation, insertion ends there."""
+        return (scores[:, -1], scores[:, 0]) if self.insertion else (scores[:, 0], scores[:, -1])
+
+    def _summarise(self, scores: torch.Tensor, chance: list[torch.Tensor], fractions: torch.Tensor) -> MetricResult:
+        """Raw scores ``(B, K+1)`` (and those of the random orders) -> clamped curves, their areas,
+        the mean area over the defined observations and the chance level."""
+        opts = self.options
+        s_obs, s_base = self._endpoints(scores)
+        gap = s_obs - s_base
+        if chance:  # how far the score moves when units go in random order: the same for every method
+            every = torch.cat([scores, *chance], dim=1)
+            swing, scale = (every.amax(1) - every.amin(1)).tolist(), "the score's range on random-order curves"
+        else:
+            swing, scale = torch.maximum(s_obs.abs(), s_base.abs()).tolist(), "the score"
+        undefined = {}
+        for i, (obs, base) in enumerate(zip(s_obs.tolist(), s_base.tolist())):
+            if obs - base <= 0:
+                undefined[i] = f"the baseline scores the target {base:.4g}, the observation {obs:.4g}: not lower"
+            elif obs - base < max(1e-6, opts.min_gap * swing[i]):
+                undefined[i] = (f"gap {obs - base:.3g} between observation ({obs:.4g}) and baseline ({base:.4g}) "
+                                f"is under min_gap={opts.min_gap} of {scale} ({swing[i]:.3g})")
+        defined = [i for i in range(len(scores)) if i not in undefined]
+        if not defined:
+            raise ValueError(f"undefined on every observation ({next(iter(undefined.values()))}); "
+                             f"try baseline=zero or another target")
+        raw = (scores[defined] - s_base[defined, None]) / gap[defined, None]
+        curves = raw.clamp(0, 1)
         areas = torch.trapezoid(curves, fractions, dim=1)
         per_observation = [None] * len(scores)
-        for i, area in zip(usable.nonzero().flatten().tolist(), areas.tolist()):
+        for i, area in zip(defined, areas.tolist()):
             per_observation[i] = area
-        opts = self.options
+        details = {}
+        if chance:
+            # the observation's own endpoints: a random order reaches the same two scores
+            chance_curves = torch.stack([((c[defined] - s_base[defined, None]) / gap[defined, None]).clamp(0, 1)
+                                         for c in chance]).mean(0)
+            chance_areas = torch.trapezoid(chance_curves, fractions, dim=1).tolist()
+            details["chance"] = {"value": sum(chance_areas) / len(chance_areas), "per_observation": chance_areas,
+                                 "interval": bootstrap_interval(chance_areas), "orders": len(chance)}
+            details["chance_curve"] = chance_curves.mean(0).tolist()
         units = "element (frame, y, x)" if opts.per_frame else "pixel (y, x), frames summed; feature for vectors"
-        return self._result(areas.mean(), fractions=fractions.tolist(), curve=curves.mean(0).tolist(),
-                            auc_per_observation=per_observation, scores=scores.tolist(),
-                            skipped=int((~usable).sum()), baseline=opts.baseline, units=units)
+        return self._result(areas.mean(), per_observation=per_observation, fractions=fractions.tolist(),
+                            curve=curves.mean(0).tolist(), **details,
+                            undefined={str(i): why for i, why in undefined.items()},
+                            clamped_share=float((raw != curves).double().mean()),
+                            raw_areas=torch.trapezoid(raw, fractions, dim=1).tolist(),
+                            scores=scores.tolist(), baseline=opts.baseline, units=units,
+                            range="[0, 1]: curve points clamped, see clamped_share")
 
 
 class Deletion(_Curve):

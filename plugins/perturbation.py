@@ -32,24 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from interpret_rl.blur import gaussian_blur
 from interpret_rl.hookspecs import hookimpl
 from interpret_rl.methods import Explanation, Method
 from interpret_rl.targets import Target, actions_for, target_scores
-
-
-def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Blur each 2-D plane of ``(..., H, W)`` with a Gaussian of std ``sigma`` (reflect padding)."""
-    height, width = images.shape[-2:]
-    # scipy's gaussian_filter truncates at 4 sigma; reflect padding must stay below the image size.
-    radius = max(1, min(int(4 * sigma + 0.5), height - 1, width - 1))
-    offsets = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
-    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    planes = images.reshape(-1, 1, height, width)
-    planes = F.pad(planes, [radius] * 4, mode="reflect")
-    planes = F.conv2d(planes, kernel.view(1, 1, 1, -1))
-    planes = F.conv2d(planes, kernel.view(1, 1, -1, 1))
-    return planes.reshape(images.shape)
 
 
 def mask_grid(height: int, width: int, stride: int, radius: float) -> torch.Tensor:
@@ -212,8 +198,9 @@ def _baseline(observations: torch.Tensor, kind: str) -> torch.Tensor:
 class Perturbation(Method):
     """Greydanus blur-perturbation saliency; vectors: each feature set to a baseline in turn.
 
-    Output: ``(B, *obs_shape)``. Frames: the map repeated on every stacked frame, or one map per
-    frame with ``per_frame``. Vectors ``(B, D)``: one score per feature.
+    Output: ``(B, *obs_shape)``. Frames: one map per stacked frame (``per_frame``, the default), or
+    with ``per_frame=False`` one map of blurring all frames at once, repeated on every frame (then
+    ``extras["same_map_for_all_frames"]`` is true). Vectors ``(B, D)``: one score per feature.
     """
 
     name = "perturbation"
@@ -228,8 +215,9 @@ class Perturbation(Method):
         """Std of the Gaussian mask in pixels."""
         blur: float = 3.0
         """Std of the blur the mask blends in."""
-        per_frame: bool = False
-        """Perturb each stacked frame separately (one map per frame; 4x the forward passes)."""
+        per_frame: bool = True
+        """Perturb each stacked frame on its own: one map per frame, so the report shows which frame
+        of the stack the target reads (4x the forward passes); false blurs all frames together."""
         baseline: str = "zero"
         """Vectors only: replace a feature by 'zero' or by its 'mean' over the observations."""
         chunk: int = 256
@@ -241,9 +229,10 @@ class Perturbation(Method):
         with torch.no_grad():
             actions = actions_for(agent, target, x)  # the real frame's action, also on perturbed copies
             reference = target_scores(agent, target, x, actions=actions)  # (B,)
-            maps = self._image_maps(agent, target, x, actions, reference) if x.dim() == 4 \
-                else self._vector_maps(agent, target, x, actions, reference)
-        return self._explanation(target, maps)
+            if x.dim() != 4:
+                return self._explanation(target, self._vector_maps(agent, target, x, actions, reference))
+            maps = self._image_maps(agent, target, x, actions, reference)
+        return self._explanation(target, maps, same_map_for_all_frames=not self.options.per_frame)
 
     def _scores(self, agent, target, batches, action, reference) -> torch.Tensor:
         """``0.5 * (f(obs) - f(perturbed))**2`` over all perturbed batches of one observation, concatenated."""
@@ -285,7 +274,7 @@ class Perturbation(Method):
 
 
 def perturbation_saliency_loop(agent, target: Target, observations: torch.Tensor, stride: int = 5,
-                               radius: float = 5.0, blur: float = 3.0, per_frame: bool = False,
+                               radius: float = 5.0, blur: float = 3.0, per_frame: bool = True,
                                baseline: str = "zero") -> torch.Tensor:
     """The straightforward Greydanus loop, one forward pass per mask (reference for tests/benchmarks).
 

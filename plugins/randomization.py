@@ -16,14 +16,26 @@ compared with the trained network's map by Spearman's rank correlation of |map| 
 observation, then averaged over observations). The reference map is recomputed under the same seed
 as the randomised ones, so for methods that draw random numbers only the weights differ.
 
-value: the correlation once *every* layer is randomised (lower: more weight-dependent); the
-same number decides ``passed`` (below ``threshold``, default 0.5), so the report's ranking and its
-pass/fail verdicts agree. The per-step correlations and their mean are in the details.
-The last step is the one that decides because a layer target (``conv2:3``) does not depend on
-the layers above it, so its correlation rightly stays 1 until the cascade reaches its own layer.
-The threshold is a judgement call (Adebayo et al. judged by eye): a method that ignores the
-weights stays at 1, while maps that partly follow the input's structure (gradient x input,
-SmoothGrad) sit near 0.5 even on random weights, which is the paper's own finding.
+Which steps count. A layer target (``conv2:3``) does not depend on the layers above it, so the
+steps that randomise only layers after the target's own layer cannot change its map; they are left
+out of its cascade (listed in ``details["skipped_layers"]``). For an action or the value every step
+counts.
+
+The verdict reads the whole cascade (Adebayo et al.'s point is the top layers: a method whose map
+survives randomising the heads and the fully connected layer is not explaining what the trained
+network decides). Two numbers, both in ``details`` and both per observation:
+
+* ``top``: the correlation after the first two steps, the heads and the layer below them
+  (Nature CNN: ``policy+value`` then ``trunk.fc``), the last step when the cascade is shorter;
+* ``area``: the area under the cascade curve, steps spaced evenly on [0, 1], i.e. the mean
+  correlation over the steps (1: the map never changed; near 0: it changed from the first step).
+
+value = ``area`` (lower is better; the report ranks by it), with a 95 % bootstrap interval over
+observations. ``passed`` when *both* ``top`` and ``area`` are below ``threshold`` (default 0.5), and
+the report prints both next to the verdict. The threshold is a judgement call (Adebayo et al.
+judged by eye): a method that ignores the weights stays at 1, while maps that partly follow the
+input's structure (gradient x input, SmoothGrad) sit near 0.5 even on random weights, which is the
+paper's own finding.
 """
 
 from __future__ import annotations
@@ -37,7 +49,7 @@ import torch
 from torch import nn
 
 from interpret_rl.methods import Explanation, Method, seeded_rng
-from interpret_rl.metrics import Metric, MetricResult, explain_holding_actions
+from interpret_rl.metrics import Metric, MetricResult, bootstrap_interval, explain_holding_actions
 from interpret_rl.targets import Target, actions_for
 
 HEADS = ("policy", "value")
@@ -67,6 +79,25 @@ def cascade(network: nn.Module) -> list[tuple[str, list[nn.Module]]]:
     return steps + [(name, [m]) for name, m in reversed(owners) if name not in HEADS]
 
 
+def affects_target(network: nn.Module, label: str, target: Target) -> bool:
+    """Whether randomising the step ``label`` can change ``target``: always for actions and the
+    value; for a layer target only the layer itself and the layers registered before it."""
+    if target.kind != "layer":
+        return True
+    names = [name for name, _ in network.named_modules() if name]
+    last = max(i for i, name in enumerate(names) if name == target.layer or name.startswith(target.layer + "."))
+    return all(name in names[:last + 1] for name in label.split("+"))
+
+
+TOP_STEPS = 2  # the heads and the layer below them
+
+
+def cascade_summary(correlations: list[float]) -> tuple[float, float]:
+    """(top, area) of one cascade curve: the correlation after ``TOP_STEPS`` steps (or the last),
+    and the area under the curve with the steps spaced evenly on [0, 1] (the mean correlation)."""
+    return correlations[min(TOP_STEPS, len(correlations)) - 1], sum(correlations) / len(correlations)
+
+
 def reinitialise(module: nn.Module) -> None:
     """Fresh random weights for the parameters ``module`` owns (its default initialisation)."""
     if callable(getattr(module, "reset_parameters", None)):
@@ -83,13 +114,14 @@ class Randomization(Metric):
 
     name = "randomization"
     description = ("Adebayo et al. 2018 sanity check: rank correlation of |map| with the map on "
-                   "cascading randomised weights (lower is better; fails when it stays high)")
+                   "cascading randomised weights, area under the cascade curve (lower is better; fails "
+                   "when the map survives randomising the top layers or the area stays high)")
     higher_is_better = False
 
     @dataclass
     class Options:
         threshold: float = 0.5
-        """The check passes when the fully randomised network's correlation is below this."""
+        """The check passes when both the top-layers correlation and the cascade area are below this."""
         seed: int = 0
         """Seeds the re-initialisation and every re-run of the method."""
 
@@ -107,25 +139,36 @@ class Randomization(Metric):
         if constant:
             raise ValueError(f"the map of observation {constant[0]} is constant; rank correlation is undefined")
         network = copy.deepcopy(agent.network)  # the agent's own weights are never touched
-        if not cascade(network):
+        steps = cascade(network)
+        if not steps:
             raise ValueError("the network has no parameters to randomise")
         randomised = dataclasses.replace(agent, network=network)
-        layers, correlations, per_observation = [], [], []
+        layers, skipped, correlations, per_step = [], [], [], []
         # One seeded stream for all re-initialisations; ``_maps`` forks and restores the RNG, so
         # whatever the method draws does not shift the weights of the next step.
         with seeded_rng(self.options.seed, x.device):
-            for label, modules in cascade(network):
+            for label, modules in steps:
                 for module in modules:
                     reinitialise(module)
+                if not affects_target(network, label, target):
+                    skipped.append(label)
+                    continue
                 maps = self._maps(method, randomised, target, x, actions)
                 # a map that became constant has no rank relation left to the original: count it as 0
                 rhos = [0.0 if math.isnan(r) else r for r in map(rank_correlation, reference, maps)]
                 layers.append(label)
-                per_observation.append(rhos)
+                per_step.append(rhos)
                 correlations.append(sum(rhos) / len(rhos))
+        per_observation = [cascade_summary(list(curve)) for curve in zip(*per_step)]
+        top, area = cascade_summary(correlations)
         threshold = self.options.threshold
-        return self._result(correlations[-1], mean_over_cascade=sum(correlations) / len(correlations),
-                            layers=layers, correlations=correlations,
-                            per_observation=per_observation, threshold=threshold,
-                            passed=bool(correlations[-1] < threshold),
-                            rule=f"passed when the rank correlation with every layer randomised is below {threshold}")
+        top_layers = " and ".join(layers[:TOP_STEPS])
+        return self._result(area, per_observation=[a for _, a in per_observation], area=area, top=top,
+                            top_per_observation=[t for t, _ in per_observation],
+                            top_interval=bootstrap_interval([t for t, _ in per_observation]),
+                            top_layers=layers[:TOP_STEPS], layers=layers, skipped_layers=skipped,
+                            correlations=correlations, correlations_per_observation=per_step,
+                            threshold=threshold, passed=bool(top < threshold and area < threshold),
+                            verdict={"statistics": {"area": area, "top": top}, "below": threshold},
+                            rule=f"passed when both the correlation after randomising {top_layers} "
+                                 f"(top) and the area under the cascade curve are below {threshold}")

@@ -7,11 +7,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from torch import nn
 
 from interpret_rl.agent import Agent
+from interpret_rl.blur import gaussian_blur
 from interpret_rl.hookspecs import hookimpl
 from interpret_rl.methods import Explanation, Method, build_method
 from interpret_rl.metrics import (
@@ -28,7 +33,6 @@ from interpret_rl.metrics import (
 )
 from interpret_rl.plugin_manager import STRICT_ENV, PluginLoadWarning
 from interpret_rl.targets import chosen_actions, parse_target
-from interpret_rl_plugins.perturbation import gaussian_blur
 from interpret_rl_plugins.randomization import cascade, rank_correlation
 
 BUILTINS = {"deletion", "insertion", "randomization", "infidelity", "sensitivity", "runtime"}
@@ -120,70 +124,117 @@ def test_curve_of_a_linear_model_is_the_hand_computed_one(frames_model, mode, pe
 
     assert result.details["fractions"] == pytest.approx(fractions.tolist())
     assert result.details["curve"] == pytest.approx(expected.mean(0).tolist(), abs=1e-4)
-    assert result.value == pytest.approx(float(torch.trapezoid(expected, fractions).mean()), abs=1e-4)
-    assert result.details["skipped"] == 0 and result.higher_is_better is (mode == "insertion")
+    areas = torch.trapezoid(expected, fractions)
+    assert result.value == pytest.approx(float(areas.mean()), abs=1e-4)
+    assert result.per_observation == pytest.approx(areas.tolist(), abs=1e-4)
+    assert result.details["undefined"] == {} and result.details["clamped_share"] == 0
+    assert result.higher_is_better is (mode == "insertion")
+
+
+@pytest.fixture
+def ball_model():
+    """A linear model that reads a 4x4 patch of the newest frame, where a bright object sits on a
+    dim noisy background, on eight observations (enough for a bootstrap interval). Blurring moves
+    the object's light off the patch, so the blur baseline has a clear gap to the observation."""
+    generator = torch.Generator().manual_seed(3)
+    weight = torch.zeros(4, 84, 84)
+    weight[3, 40:44, 40:44] = torch.linspace(0.5, 1.0, 16).view(4, 4)
+    frames = torch.randint(0, 30, (8, 4, 84, 84), generator=generator).float()
+    frames[:, 3, 40:44, 40:44] = torch.randint(150, 256, (8, 4, 4), generator=generator).float()
+    return linear_agent(weight), weight, frames
 
 
 @pytest.mark.parametrize("baseline", ["zero", "blur"])
-def test_true_ordering_beats_random_which_beats_reversed(frames_model, baseline):
-    agent, weight, frames = frames_model
+def test_oracle_beats_random_at_chance_which_beats_reversed(ball_model, baseline):
+    """On a linear model the exact contributions are the oracle order; a random map must land on
+    the chance level within its own interval (0.5 on a linear model), a reversed map is worst."""
+    agent, weight, frames = ball_model
     reference = torch.zeros_like(frames) if baseline == "zero" else gaussian_blur(frames, 5.0)
-    true = weight * (frames - reference)  # exact contributions relative to this baseline
-    orders = {"true": true, "random": torch.randn(true.shape, generator=torch.Generator().manual_seed(1)),
-              "reversed": -true}
-    deletion = {k: score("deletion", agent, v, frames, baseline=baseline) for k, v in orders.items()}
-    insertion = {k: score("insertion", agent, v, frames, baseline=baseline) for k, v in orders.items()}
-    assert deletion["true"].value < deletion["random"].value < deletion["reversed"].value
-    assert insertion["true"].value > insertion["random"].value > insertion["reversed"].value
-    # Greedy removal of the largest contributions is optimal for a linear model at every point.
-    for other in ("random", "reversed"):
-        assert all(t <= o + 1e-6 for t, o in zip(deletion["true"].details["curve"], deletion[other].details["curve"]))
-        assert all(t >= o - 1e-6 for t, o in zip(insertion["true"].details["curve"], insertion[other].details["curve"]))
-    if baseline == "zero":  # the region is 11% of the pixels: the right order removes it almost at once
-        assert deletion["true"].value < 0.1 and insertion["true"].value > 0.9
-        assert 0.35 < deletion["random"].value < 0.65
+    oracle = weight * (frames - reference)  # exact contributions relative to this baseline
+    maps = {"oracle": oracle, "random": torch.rand(oracle.shape, generator=torch.Generator().manual_seed(1)),
+            "reversed": -oracle}
+    for mode, better in (("deletion", -1), ("insertion", 1)):
+        results = {k: score(mode, agent, v, frames, baseline=baseline, chance_orders=8) for k, v in maps.items()}
+        values = {k: better * r.value for k, r in results.items()}
+        assert values["oracle"] > values["random"] > values["reversed"], (mode, values)
+        assert all(0 <= r.value <= 1 and r.details["undefined"] == {} for r in results.values())
+        chance, (low, high) = results["random"].details["chance"]["value"], results["random"].interval
+        assert low <= chance <= high, (mode, chance, results["random"].interval)
+        assert low <= 0.5 <= high and chance == pytest.approx(0.5, abs=0.02)
+        # the intervals separate the oracle from chance: the metric can tell them apart on 8 frames
+        oracle_low, oracle_high = results["oracle"].interval
+        assert (oracle_high < chance) if mode == "deletion" else (oracle_low > chance)
+        # Greedy removal of the largest contributions is optimal for a linear model at every point.
+        for other in ("random", "reversed"):
+            assert all(better * (t - o) >= -1e-6 for t, o in zip(results["oracle"].details["curve"],
+                                                                 results[other].details["curve"]))
+        if mode == "deletion":  # the patch is 0.06 % of the pixels: the oracle removes it at once
+            assert results["oracle"].value < 0.05 and results["reversed"].value > 0.95
 
 
-def test_blur_baseline_needs_the_blur_aware_ordering(frames_model):
-    """The baseline is part of the question: w*x is the right order for a zero baseline, not for blur."""
-    agent, weight, frames = frames_model
-    blur_aware = score("deletion", agent, weight * (frames - gaussian_blur(frames, 5.0)), frames)
-    zero_aware = score("deletion", agent, weight * frames, frames)
-    assert blur_aware.value < zero_aware.value
+def test_a_gap_tiny_next_to_the_random_order_swings_is_undefined():
+    """Score 1 on the observation, 0.95 on the baseline, but removing random features swings it by
+    10 either way: normalising by 0.05 would blow the curve up 20 times."""
+    agent = linear_agent(torch.tensor([10.0, -10.0, 0.05, 0.0]))
+    x = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
+    method, target = Given(torch.tensor([[1.0, 2.0, 3.0, 4.0]])), parse_target("action:0", agent)
+    outcome = evaluate_metrics(agent, method, target, x, method.explain(agent, target, x), ["insertion"],
+                               {"insertion": {"baseline": "zero"}})
+    assert "under min_gap=0.1 of the score's range on random-order curves" in outcome["insertion"]
 
 
-def test_vector_features_are_ordered_and_the_curve_may_overshoot():
+def test_a_curve_that_overshoots_is_clamped_and_the_raw_area_kept():
     agent = linear_agent(torch.tensor([3.0, 0.0, 1.0, -2.0]))
     x = torch.tensor([[1.0, 5.0, 2.0, 1.0]])  # contributions 3, 0, 2, -2; score 3, baseline (zero) 0
     result = score("deletion", agent, torch.tensor([[3.0, 0.0, 2.0, -2.0]]), x)
     assert result.details["fractions"] == [0.0, 0.25, 0.5, 0.75, 1.0]  # steps capped at 4 features
-    # remove 3 -> score 0, then 2 -> -2, then 0 -> -2, then -2 -> 0; in units of |3 - 0|
-    assert result.details["curve"] == pytest.approx([1.0, 0.0, -2 / 3, -2 / 3, 0.0])
+    # remove 3 -> score 0, then 2 -> -2, then 0 -> -2, then -2 -> 0; in units of the gap 3 - 0
     assert result.details["scores"][0] == pytest.approx([3.0, 0.0, -2.0, -2.0, 0.0])
+    assert result.details["curve"] == pytest.approx([1.0, 0.0, 0.0, 0.0, 0.0])
+    assert result.details["clamped_share"] == pytest.approx(2 / 5)
+    assert result.details["raw_areas"] == pytest.approx([0.25 * (0.5 - 1 / 3 - 2 / 3 - 1 / 3)])
+    assert result.value == pytest.approx(0.125) and result.interval is None  # one observation: no interval
 
 
-def test_baseline_scoring_higher_keeps_the_direction():
-    """Observation score -3 < baseline 0: the curve runs from -1, and removing the negative evidence
-    first (the signed ordering puts it last) is still what "lower is better" rewards correctly."""
+@given(weights=arrays(np.float32, 6, elements=st.floats(-3, 3, width=32)),
+       rows=arrays(np.float32, (3, 6), elements=st.floats(-3, 3, width=32)),
+       attributions=arrays(np.float32, (3, 6), elements=st.floats(-1, 1, width=32)),
+       mode=st.sampled_from(["deletion", "insertion"]))
+@settings(max_examples=40, deadline=None)
+def test_every_area_and_its_interval_stay_in_0_1(weights, rows, attributions, mode):
+    """Whatever the model, the map and the observations: areas in [0, 1] or undefined, never a division by ~0."""
+    agent = linear_agent(torch.from_numpy(weights))
+    try:
+        result = score(mode, agent, torch.from_numpy(attributions), torch.from_numpy(rows))
+    except ValueError as err:
+        assert "undefined on every observation" in str(err)
+        return
+    defined = [v for v in result.per_observation if v is not None]
+    assert defined and all(0 <= v <= 1 for v in defined) and 0 <= result.value <= 1
+    assert len(defined) + len(result.details["undefined"]) == 3
+    if result.interval is not None:
+        assert 0 <= result.interval[0] <= result.value <= result.interval[1] <= 1
+
+
+def test_a_baseline_scoring_as_high_or_a_tiny_gap_is_undefined_and_said_why():
     agent = linear_agent(torch.tensor([-1.0, -1.0, 0.0, 1.0]))
-    x = torch.tensor([[1.0, 3.0, 1.0, 1.0]])  # contributions -1, -3, 0, 1
-    right = score("deletion", agent, torch.tensor([[-1.0, -3.0, 0.0, 1.0]]), x)
-    wrong = score("deletion", agent, torch.tensor([[1.0, 3.0, 0.0, -1.0]]), x)
-    assert right.details["curve"][0] == pytest.approx(-1.0) and right.details["curve"][-1] == pytest.approx(0.0)
-    assert right.value < wrong.value
-
-
-def test_an_observation_the_baseline_does_not_change_is_skipped():
-    agent = linear_agent(torch.tensor([1.0, 2.0, 0.0, 0.0]))
-    x = torch.tensor([[1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 5.0, 5.0]])  # the second scores 0 = baseline
-    result = score("insertion", agent, torch.ones(2, 4), x)
-    assert result.details["skipped"] == 1 and result.details["auc_per_observation"][1] is None
-    assert result.value == pytest.approx(result.details["auc_per_observation"][0])
-    method = Given(torch.ones(1, 4))
-    target = parse_target("action:0", agent)
-    outcome = evaluate_metrics(agent, method, target, x[1:], method.explain(agent, target, x[1:]), ["deletion"])
-    assert outcome["deletion"].startswith("ValueError: the target scores the same on the observations and on the "
-                                          "baseline")
+    x = torch.tensor([[1.0, 3.0, 1.0, 1.0],  # score -3 < baseline 0: deleting cannot lower it
+                      [0.0, 0.0, 0.0, 2.0],  # score 2 > 0: defined
+                      [0.0, 0.0, 0.0, 0.0]])  # score 0 = baseline
+    result = score("deletion", agent, torch.tensor([[0.0, 0.0, 0.0, 1.0]]).expand(3, 4), x)
+    assert set(result.details["undefined"]) == {"0", "2"} and "not lower" in result.details["undefined"]["0"]
+    assert result.per_observation[0] is None and result.per_observation[2] is None
+    assert result.value == pytest.approx(result.per_observation[1])
+    offset = linear_agent(torch.tensor([1.0, 0.0, 0.0, 0.0]))
+    offset.network.policy.bias = nn.Parameter(torch.tensor([100.0, 0.0]))  # scores 100.5 vs 100 on the baseline
+    tiny = torch.tensor([[0.5, 1.0, 0.0, 0.0]])
+    method, target = Given(torch.ones(1, 4)), parse_target("action:0", offset)
+    outcome = evaluate_metrics(offset, method, target, tiny, method.explain(offset, target, tiny), ["deletion"],
+                               {"deletion": {"chance_orders": "0"}})
+    assert outcome["deletion"].startswith("ValueError: undefined on every observation (gap 0.5 between "
+                                          "observation (100.5) and baseline (100) is under min_gap=0.1 of the score")
+    loose = score("deletion", offset, torch.ones(1, 4), tiny, min_gap=0.001, chance_orders=0)
+    assert loose.details["undefined"] == {} and 0 <= loose.value <= 1
 
 
 # --- randomization ------------------------------------------------------------------------------
@@ -214,9 +265,41 @@ def test_randomization_passes_gradient_saliency_and_fails_a_weight_independent_m
         results[method.name] = metric.evaluate(cnn_agent, method, target, x, method.explain(cnn_agent, target, x))
     saliency, edges = results["saliency"], results["frame-edges"]
     assert saliency.details["passed"] is True and saliency.details["correlations"][-1] < 0.4
+    assert saliency.details["top"] < 0.5 and saliency.details["area"] < 0.5
     assert edges.details["passed"] is False
     assert edges.details["correlations"] == pytest.approx([1.0] * 5)
+    assert edges.value == pytest.approx(1.0) and edges.details["top"] == pytest.approx(1.0)
     assert saliency.value < edges.value - 0.5
+    # the verdict is read off the numbers it shows; the value is the area, with its interval
+    assert saliency.details["verdict"] == {"statistics": {"area": saliency.value, "top": saliency.details["top"]},
+                                           "below": 0.5}
+    assert saliency.value == pytest.approx(sum(saliency.details["correlations"]) / 5)
+    low, high = saliency.interval
+    assert low <= saliency.value <= high
+
+
+def test_randomization_fails_a_map_that_survives_the_top_layers_even_if_the_bottom_breaks_it(
+        cnn_agent, atari_observations):
+    """Adebayo et al.'s point: the top layers decide. A map that ignores the heads and fc and only
+    changes once conv1 is randomised (guided backprop's pattern) passed the old last-step verdict."""
+
+    class BottomOnly(Method):
+        name = "bottom-only"
+        description = "|conv1's response|, summed: ignores every layer above conv1"
+
+        def explain(self, agent, target, observations):
+            conv1 = agent.network.trunk[0]
+            x = observations.detach().float()
+            with torch.no_grad():
+                response = conv1(agent.network.preprocess(x)).abs().sum(1, keepdim=True)
+            return self._explanation(target, torch.nn.functional.interpolate(response, x.shape[2:]).expand_as(x))
+
+    target, x = parse_target("action", cnn_agent), atari_observations[:2]
+    method = BottomOnly()
+    result = build_metric("randomization").evaluate(cnn_agent, method, target, x, method.explain(cnn_agent, target, x))
+    correlations = result.details["correlations"]
+    assert correlations[:4] == pytest.approx([1.0] * 4) and correlations[4] < 0.9  # only conv1 changes it
+    assert result.details["top"] == pytest.approx(1.0) and result.details["passed"] is False
 
 
 def test_a_layer_target_only_changes_once_the_cascade_reaches_its_layer(cnn_agent, atari_observations):
@@ -224,9 +307,10 @@ def test_a_layer_target_only_changes_once_the_cascade_reaches_its_layer(cnn_agen
     x = atari_observations[:1]
     result = build_metric("randomization").evaluate(cnn_agent, method, target, x, method.explain(cnn_agent, target, x))
     correlations = result.details["correlations"]
-    assert result.details["layers"][:4] == ["policy+value", "trunk.fc", "trunk.conv3", "trunk.conv2"]
-    assert correlations[:3] == pytest.approx([1.0, 1.0, 1.0])  # the heads, fc and conv3 sit above conv2
-    assert correlations[3] < 0.5 and result.details["passed"] is True
+    # the heads, fc and conv3 sit above conv2: randomising them cannot change its map, so they are left out
+    assert result.details["skipped_layers"] == ["policy+value", "trunk.fc", "trunk.conv3"]
+    assert result.details["layers"] == ["trunk.conv2", "trunk.conv1"]
+    assert correlations[0] < 0.5 and result.details["passed"] is True
 
 
 def test_randomised_copies_explain_the_action_the_trained_agent_chose(cnn_agent, atari_observations):
@@ -267,7 +351,7 @@ def test_infidelity_is_zero_for_the_exact_gradient_of_a_linear_model():
     exact = score("infidelity", agent, weight.expand(2, 4), x)
     wrong = score("infidelity", agent, torch.tensor([[1.0, 1.0, 1.0, 1.0]] * 2), x)
     assert exact.value < 1e-6 * wrong.value and wrong.value > 0
-    assert exact.higher_is_better is False and len(exact.details["per_observation"]) == 2
+    assert exact.higher_is_better is False and len(exact.per_observation) == 2
 
 
 def test_sensitivity_is_zero_for_a_constant_map_and_positive_for_a_cnn(cnn_agent, atari_observations):
@@ -343,6 +427,7 @@ def test_a_plugin_adds_a_metric(registered, mlp_agent):
                               options={"mean-abs": {"scale": "2"}})["mean-abs"]
     assert result.value == pytest.approx(2 * float(explanation.values.abs().mean()))
     assert result.to_dict() == {"metric": "mean-abs", "value": result.value, "higher_is_better": None,
+                                "interval": None, "confidence": None, "per_observation": None,
                                 "details": {"observations": 2}}
 
 
@@ -425,7 +510,7 @@ def test_one_failing_or_contract_breaking_metric_does_not_stop_the_others(regist
 
 
 def test_synthesis_methods_get_only_the_metrics_that_apply(mlp_agent):
-    optim, target = build_method("optim", {"steps": "2"}), parse_target("value", mlp_agent)
+    optim, target = build_method("optim", {"steps": "2", "pool": "0"}), parse_target("value", mlp_agent)
     x = torch.zeros(1, 4)
     results = evaluate_metrics(mlp_agent, optim, target, x, optim.explain(mlp_agent, target, x),
                                ["deletion", "runtime"], seconds=0.5)
