@@ -117,7 +117,7 @@ def test_unknown_name_suggests_close_names():
         get_method("salency")
     assert isinstance(error.value, KeyError)
     assert str(error.value).startswith("unknown method 'salency'; did you mean saliency?")
-    with pytest.raises(UnknownMethodError, match="unknown method 'xyzzy' \\(available: deeplift, gradcam"):
+    with pytest.raises(UnknownMethodError, match="unknown method 'xyzzy' \\(available: deeplift, edit, gradcam"):
         get_method("xyzzy")
 
 
