@@ -6,10 +6,13 @@ oldest left, so a per-frame attribution stays visible; a vector observation as a
 
 Colour scale: attributions of different methods come in different units (a gradient, a change of
 the target score, ...), so one absolute scale would blank out some methods. Instead each map is
-divided by its method's largest ``|attribution|`` on that observation (all frames together), which
-puts every map of a row on one shared scale from -1 to 1: the row's colour bar. That maximum is
-printed under each cell so the raw numbers stay recoverable (results.json has the full statistics).
-Heat maps are drawn over the grey frame with an opacity that grows with ``|attribution|``.
+divided by its method's largest ``|attribution|`` on that observation (all frames together). A map
+with no value below 0 (|gradient|, perturbation, Grad-CAM) is drawn on a sequential scale 0 … 1; a
+signed map on a diverging scale -1 … 1 (half of which an absolute map would never use). That
+maximum and the scale's kind are printed under each cell so the raw numbers stay recoverable
+(results.json has the full statistics). Heat maps are drawn over the grey frame with an opacity
+that grows with ``|attribution|``; a method that gives one map for the whole stack (Grad-CAM) says so.
+Cells show each frame at twice its size (a 2-pixel ball is 4 screen pixels); a click enlarges one.
 A synthesis (optim) is shown as the optimised observation in the target's first row, with the
 indices of the real observations that excite the target most (``dataset_examples``).
 
@@ -41,12 +44,16 @@ from matplotlib.figure import Figure
 from interpret_rl.atomic import atomic_write_bytes, atomic_write_text
 from interpret_rl.compare import ComparisonResult
 from interpret_rl.observations import save_observations
+from interpret_rl.report_metrics import CSS as METRICS_CSS
+from interpret_rl.report_metrics import render_metrics_section
 
-CMAP = colormaps["RdBu_r"]
+CMAP = colormaps["RdBu_r"]  # signed maps: −max … max, white at 0
+SEQUENTIAL_CMAP = colormaps["inferno"]  # absolute maps (no value below 0): 0 … max
 GAP = 3  # white pixels between the frames of a strip
-HTML_ZOOM = 2  # frames are 84 pixels; the browser scales the strips to the page width, pixelated
-SCALE_LABEL = "attribution ÷ max |attribution| of its method on this observation"
-ROW_SCALE_LABEL = "−1 … 1: attribution ÷ its method's max |attribution| in this row"
+HTML_ZOOM = 2  # frames are 84 pixels: drawn twice that (a 2-px ball is 4 screen pixels); click enlarges
+SCALE_LABEL = ("attribution ÷ max |attribution| of its method on this observation; absolute maps (no value "
+               "below 0) on a sequential scale 0 … 1 (dark to yellow), signed maps on a diverging scale "
+               "−1 … 1 (blue, white, red)")
 FEATURE_NAMES = {"CartPole-v1": ["cart position", "cart velocity", "pole angle", "pole ang. velocity"]}
 
 
@@ -115,9 +122,16 @@ def _grey(frame: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.repeat(grey[..., None], 3, axis=2)
 
 
-def _overlay(grey: np.ndarray, heat: np.ndarray) -> np.ndarray:
-    """Heat in [-1, 1] over a grey frame; opacity grows with |heat| so weak attribution shows the frame."""
-    colour = CMAP((np.clip(heat, -1, 1) + 1) / 2)[..., :3]
+def heat_colours(heat: np.ndarray, signed: bool) -> np.ndarray:
+    """RGBA of ``heat`` in [-1, 1] on the diverging scale when ``signed``, else of [0, 1] on the
+    sequential one (half of a diverging scale would never be used by an absolute map)."""
+    return CMAP((np.clip(heat, -1, 1) + 1) / 2) if signed else SEQUENTIAL_CMAP(np.clip(heat, 0, 1))
+
+
+def _overlay(grey: np.ndarray, heat: np.ndarray, signed: bool | None = None) -> np.ndarray:
+    """Heat over a grey frame (``signed`` None: signed when any value is below 0); opacity grows with
+    |heat| so weak attribution shows the frame."""
+    colour = heat_colours(heat, bool((heat < 0).any()) if signed is None else signed)[..., :3]
     alpha = (0.85 * np.sqrt(np.clip(np.abs(heat), 0, 1)))[..., None]
     return grey * (1 - alpha) + colour * alpha
 
@@ -156,12 +170,13 @@ class CellRenderer:
         return _bars(x.reshape(-1), self.names, "0.5", None)
 
     def attribution(self, x: np.ndarray, values: np.ndarray, scale: float) -> np.ndarray:
-        """``values`` shaped like ``x``, shown divided by ``scale`` (see the module docstring)."""
-        heat = values / scale
+        """``values`` shaped like ``x``, shown divided by ``scale`` (see the module docstring); on the
+        sequential scale when no value is below 0, else the diverging one (all frames alike)."""
+        heat, signed = values / scale, bool((values < 0).any())
         if self.is_image:
-            return _strip([_overlay(_grey(f, self.lo, self.hi), h) for f, h in zip(_frames(x), _frames(heat))])
+            return _strip([_overlay(_grey(f, self.lo, self.hi), h, signed) for f, h in zip(_frames(x), _frames(heat))])
         flat = heat.reshape(-1)
-        return _bars(flat, self.names, CMAP((np.clip(flat, -1, 1) + 1) / 2), (-1.05, 1.05))
+        return _bars(flat, self.names, heat_colours(flat, signed), (-1.05 if signed else -0.05, 1.05))
 
     def rows(self) -> list[tuple]:
         """``(target, observation index, [RenderedCell per column])`` for every grid row."""
@@ -184,8 +199,10 @@ class CellRenderer:
         values = explanation.values.detach().cpu().numpy()
         if explanation.kind == "attribution":
             scale = float(np.abs(values[i]).max())
+            kind = "signed, −max … max" if (values[i] < 0).any() else "absolute, 0 … max"
+            same = " · same map for all frames" if explanation.extras.get("same_map_for_all_frames") else ""
             return RenderedCell(self.attribution(x, values[i], scale if scale > 0 else 1.0),
-                                f"max |attribution| {scale:.3g} · {cell.seconds:.2f} s")
+                                f"{kind}: max |attribution| {scale:.3g}{same} · {cell.seconds:.2f} s")
         return self.synthesis_cell(cell, values, i)
 
     def synthesis_cell(self, cell, values: np.ndarray, i: int) -> RenderedCell:
@@ -205,11 +222,12 @@ class CellRenderer:
                                   f"(dataset examples: {listed})")
 
 
-def _colourbar_png() -> bytes:
+def _colourbar_png(signed: bool = True) -> bytes:
     fig = Figure(figsize=(3.6, 0.55), dpi=100)
     canvas = FigureCanvasAgg(fig)
     ax = fig.add_axes([0.05, 0.55, 0.9, 0.3])
-    fig.colorbar(ScalarMappable(Normalize(-1, 1), CMAP), cax=ax, orientation="horizontal")
+    scale = ScalarMappable(Normalize(-1, 1), CMAP) if signed else ScalarMappable(Normalize(0, 1), SEQUENTIAL_CMAP)
+    fig.colorbar(scale, cax=ax, orientation="horizontal")
     ax.tick_params(labelsize=7)
     buffer = io.BytesIO()
     canvas.print_png(buffer)
@@ -217,8 +235,8 @@ def _colourbar_png() -> bytes:
 
 
 def render_grid(result: ComparisonResult, rows: list[tuple]) -> bytes:
-    """The PNG grid: rows = targets x observations, columns = observation then each method, and a
-    colour bar per row."""
+    """The PNG grid: rows = targets x observations, columns = observation then each method, and per
+    row the two colour bars (absolute maps sequential, signed maps diverging)."""
     columns = ["observation"] + [f"{m.name} ({m.kind})" for m in result.methods]
     sample = next((c.image for _, _, cells in rows for c in cells if c.image is not None), np.zeros((1, 4, 3)))
     cell_w = 3.6
@@ -248,119 +266,30 @@ def render_grid(result: ComparisonResult, rows: list[tuple]) -> bytes:
                 ax.set_title(columns[c], fontsize=9)
             if c == 0:
                 ax.set_ylabel(f"{target.label}\nobs {i}", fontsize=8, rotation=0, ha="right", va="center")
-        bar = fig.colorbar(ScalarMappable(Normalize(-1, 1), CMAP), cax=fig.add_subplot(grid[r, -1]))
-        bar.ax.tick_params(labelsize=6)
-        if r == 0:
-            bar.ax.set_title("÷ max|a|", fontsize=6)
+        bars = grid[r, -1].subgridspec(2, 1, hspace=0.35)
+        for k, (scale, title) in enumerate(((ScalarMappable(Normalize(0, 1), SEQUENTIAL_CMAP), "absolute"),
+                                             (ScalarMappable(Normalize(-1, 1), CMAP), "signed"))):
+            bar = fig.colorbar(scale, cax=fig.add_subplot(bars[k]))
+            bar.ax.tick_params(labelsize=5)
+            bar.ax.set_title(title, fontsize=5)
     buffer = io.BytesIO()
     canvas.print_png(buffer)
     return buffer.getvalue()
 
 
-CURVE_METRICS = ("deletion", "insertion")
-
-
-def _fmt(value: float) -> str:
-    return f"{value:.3g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
-
-
-def _curves_png(result: ComparisonResult, method: str) -> bytes | None:
-    """A small plot of ``method``'s deletion / insertion curves (mean over targets), or None."""
-    lines = []
-    for metric in CURVE_METRICS:
-        curves = [(tuple(r.details["fractions"]), r.details["curve"]) for r in result.metric_results(method, metric)
-                  if not isinstance(r, str) and "curve" in r.details and "fractions" in r.details]
-        if curves and all(f == curves[0][0] for f, _ in curves):
-            lines.append((metric, curves[0][0], np.mean([c for _, c in curves], axis=0)))
-    if not lines:
-        return None
-    fig = Figure(figsize=(2.6, 1.7), dpi=90)
-    canvas = FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    for metric, fractions, curve in lines:
-        ax.plot(fractions, curve, label=metric, color="firebrick" if metric == "deletion" else "steelblue")
-    ax.set_xlabel("fraction of units replaced", fontsize=6)
-    ax.set_ylabel("normalised target score", fontsize=6)
-    ax.tick_params(labelsize=6)
-    ax.legend(fontsize=6, frameon=False)
-    fig.tight_layout(pad=0.3)
-    buffer = io.BytesIO()
-    canvas.print_png(buffer)
-    return buffer.getvalue()
-
-
-def render_metrics_section(result: ComparisonResult) -> str:
-    """The "Metrics" section: one row per method, one column per metric with the mean over targets,
-    its rank among the methods (1 = best), pass/fail badges for checks, and the curves."""
-    if not result.metrics:
-        return ""
-    esc = html.escape
-    out = ["<h2>Metrics</h2>",
-           f"<p>Each number is the metric's mean over the targets ({len(result.targets)}) on the same "
-           f"{len(result.observations)} observations; ↑ higher is better, ↓ lower is better. The report ranks "
-           f"methods per metric (#1 = best; ties share a rank); the best value is bold. "
-           f"n/a: the metric gave no value (hover for why).</p>",
-           "<table class='kv metrics'><tr><th>method</th>"]
-    for m in result.metrics:
-        arrow = {True: " ↑", False: " ↓", None: ""}[m.higher_is_better]
-        opts = ", ".join(f"{k}={v}" for k, v in m.options.items()) or "no options"
-        out.append(f"<th title='{esc(m.description)} ({esc(m.plugin)}; {esc(opts)})'>{esc(m.name)}{arrow}</th>")
-    has_curves = any(m.name in CURVE_METRICS for m in result.metrics)
-    if has_curves:
-        out.append("<th>deletion / insertion curves</th>")
-    out.append("</tr>")
-    ranks = {m.name: result.metric_ranks(m.name) for m in result.metrics}
-    for method in result.methods:
-        out.append(f"<tr><th>{esc(method.name)}</th>")
-        for m in result.metrics:
-            mean = result.metric_mean(method.name, m.name)
-            if mean is None:
-                error = result.metric_error(method.name, m.name) or "no value"
-                out.append(f"<td class='na' title='{esc(error)}'>n/a</td>")
-                continue
-            rank = ranks[m.name].get(method.name)
-            text = _fmt(mean)
-            if rank == 1 and len(ranks[m.name]) > 1:
-                text = f"<b>{text}</b>"
-            cell = text + (f" <span class='rank'>#{rank}</span>" if rank is not None else "")
-            passed = result.metric_passed(method.name, m.name)
-            if passed is not None:
-                cell += f" <span class='badge {'pass' if passed else 'fail'}'>{'pass' if passed else 'fail'}</span>"
-            error = result.metric_error(method.name, m.name)
-            title = f" title='failed on some targets: {esc(error)}'" if error else ""
-            out.append(f"<td{title}>{cell}</td>")
-        if has_curves:
-            png = _curves_png(result, method.name)
-            image = f"<img class='curve' src='{_data_uri(png)}' alt='curves of {esc(method.name)}'>" if png else "n/a"
-            out.append(f"<td>{image}</td>")
-        out.append("</tr>")
-    out.append("</table>")
-    for m in result.metrics:
-        verdicts = {method.name: result.metric_passed(method.name, m.name) for method in result.methods}
-        if all(v is None for v in verdicts.values()):
-            continue
-        passing = [name for name, v in verdicts.items() if v is True]
-        failing = [name for name, v in verdicts.items() if v is False]
-        unknown = [name for name, v in verdicts.items() if v is None]
-        words = [f"passes: {', '.join(passing)}" if passing else "no method passes",
-                 f"fails: {', '.join(failing)}" if failing else "no method fails"]
-        if unknown:
-            words.append(f"no verdict: {', '.join(unknown)}")
-        out.append(f"<p class='verdict'>Sanity check <b>{esc(m.name)}</b> ({esc(m.description)}): "
-                   f"{esc('; '.join(words))}.</p>")
-    return "\n".join(out)
-
-
-def _image_html(image: np.ndarray, zoom: int) -> str:
-    if zoom > 1:
-        image = image.repeat(zoom, axis=0).repeat(zoom, axis=1)
-    return f'<img src="{_data_uri(_png(image))}" width="{image.shape[1]}" height="{image.shape[0]}" alt="">'
+def _image_html(image: np.ndarray, zoom: int, enlarge: bool = False) -> str:
+    """An ``<img>`` at ``zoom`` times the image's size (pixelated); ``enlarge``: a click toggles it to
+    the window's width and back (the PNG keeps one pixel per frame pixel; the browser scales it)."""
+    size = f'width="{image.shape[1] * zoom}" height="{image.shape[0] * zoom}"'
+    click = ' class="zoomable" onclick="this.classList.toggle(\'enlarged\')" title="click to enlarge"'
+    click = click if enlarge else ""
+    return f'<img src="{_data_uri(_png(image))}" {size}{click} alt="">'
 
 
 def render_html(result: ComparisonResult, rows: list[tuple], is_image: bool) -> str:
     esc = html.escape
     zoom = HTML_ZOOM if is_image else 1
-    colourbar = _data_uri(_colourbar_png())
+    bars = {signed: _data_uri(_colourbar_png(signed)) for signed in (False, True)}
     settings = [
         ("model", result.agent_name), ("model sha256", result.model_sha256 or "unknown (not a saved model)"),
         ("environment", result.env_id),
@@ -385,19 +314,25 @@ def render_html(result: ComparisonResult, rows: list[tuple], is_image: bool) -> 
                    f"<td>{result.method_seconds(m.name):.2f}</td><td>{outcome}</td></tr>")
     out.append("</table>")
     out.append(render_metrics_section(result))
-    out.append("<h2>Explanations</h2><table class='grid'><tr><th>target / observation</th><th>observation</th>")
+    out.append("<h2>Explanations</h2><div class='legend'>"
+               f"<figure class='bar'><img src='{bars[False]}' alt='sequential colour scale from 0 to 1'>"
+               "<figcaption>absolute maps (no value below 0): 0 … 1</figcaption></figure>"
+               f"<figure class='bar'><img src='{bars[True]}' alt='diverging colour scale from -1 to 1'>"
+               "<figcaption>signed maps: −1 … 1</figcaption></figure>"
+               f"<p>{esc(SCALE_LABEL)}. Frames of a stack run oldest to newest, left to right; each method "
+               "that can tell the frames apart draws a map per frame. Click a picture to enlarge it, click again "
+               "to close it.</p></div>")
+    out.append("<div class='scroll'><table class='grid'><tr><th>target / observation</th><th>observation</th>")
     out += [f"<th>{esc(m.name)}<br><small>{esc(m.description)}</small></th>" for m in result.methods]
     out.append("</tr>")
     for target, i, cells in rows:
-        out.append(f"<tr><th class='row'>{esc(target.label)}<br><small>obs {i}</small>"
-                   f"<figure class='bar'><img src='{colourbar}' alt='colour scale from -1 to 1'>"
-                   f"<figcaption>{esc(ROW_SCALE_LABEL)}</figcaption></figure></th>")
+        out.append(f"<tr><th class='row'>{esc(target.label)}<br><small>obs {i}</small></th>")
         for rendered in cells:
-            image = _image_html(rendered.image, zoom) if rendered.image is not None else ""
+            image = _image_html(rendered.image, zoom, enlarge=is_image) if rendered.image is not None else ""
             klass = " class='error'" if rendered.error else ""
             out.append(f"<td><figure>{image}<figcaption{klass}>{esc(rendered.caption)}</figcaption></figure></td>")
         out.append("</tr>")
-    out.append("</table><p>Also written: grid.png (the same grid as one image), results.json (per method and "
+    out.append("</table></div><p>Also written: grid.png (the same grid as one image), results.json (per method and "
                "target: seconds, statistics and metrics), observations.npz (rerun with --observations).</p>"
                "</body></html>")
     return "\n".join(out)
@@ -405,14 +340,18 @@ def render_html(result: ComparisonResult, rows: list[tuple], is_image: bool) -> 
 
 CSS = """body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse;margin-bottom:1.5em}th,td{border:1px solid #ddd;padding:4px 6px;vertical-align:top}
-table.kv th{text-align:left;background:#f6f6f6}table.grid{width:100%;table-layout:fixed}
-table.grid th.row{text-align:right;width:9em}figure{margin:0}figcaption{font-size:12px}
-img{image-rendering:pixelated;display:block;width:100%;height:auto}
-figure.bar figcaption{font-weight:normal;font-size:10px}
+table.kv th{text-align:left;background:#f6f6f6}div.scroll{overflow-x:auto}
+table.grid th.row{text-align:right;min-width:6em}figure{margin:0}figcaption{font-size:12px;max-width:700px}
+img{image-rendering:pixelated;display:block;max-width:100%;height:auto}table.grid img{max-width:none}
+img.zoomable{cursor:zoom-in}img.enlarged{position:fixed;left:1vw;top:2vh;width:98vw;height:auto;z-index:10;
+cursor:zoom-out;box-shadow:0 0 0 100vmax rgba(0,0,0,.6)}
+div.legend{display:flex;gap:2em;align-items:flex-start}div.legend p{max-width:60em;font-size:13px;margin:0}
+figure.bar img{width:260px}figure.bar figcaption{font-weight:normal;font-size:10px}
 .error{color:#b22222;font-family:monospace;white-space:pre-wrap}small{font-weight:normal;color:#555}
 table.metrics td{text-align:right;white-space:nowrap}td.na{color:#888;cursor:help}.rank{color:#555;font-size:11px}
 .badge{font-size:11px;padding:0 4px;border-radius:3px;color:white}.badge.pass{background:#2e7d32}
-.badge.fail{background:#b22222}img.curve{width:234px;image-rendering:auto}"""
+.badge.fail{background:#b22222}img.curve{width:234px;image-rendering:auto}
+""" + METRICS_CSS
 
 
 def _json_safe(value):

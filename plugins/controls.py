@@ -11,6 +11,7 @@ positive control of the randomization check: a check that passes it does not loo
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -65,8 +66,11 @@ class GuidedBackprop(Method):
         modules = list(agent.network.modules())
         attributes_before = [set(vars(module)) for module in modules]
         try:
-            with torch.enable_grad():
-                attributions = CaptumGuidedBackprop(TargetModule(agent, target)).attribute(x, **extra)
+            with torch.enable_grad(), warnings.catch_warnings():
+                # captum announces on every call that it sets (and will remove) hooks; the contract tests check it does
+                warnings.filterwarnings("ignore", message="Setting backward hooks")
+                attributions = CaptumGuidedBackprop(TargetModule(agent, target)).attribute(
+                    x.requires_grad_(True), **extra)
         finally:
             for module, before in zip(modules, attributes_before):
                 for name in set(vars(module)) - before:
