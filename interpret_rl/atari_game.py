@@ -60,8 +60,8 @@ class AtariGame:
         self.max_frames = int(merged["max_num_frames_per_episode"])
         self.fire_after_life_loss = bool(merged["fire_after_life_loss"])
         self.rng = np.random.default_rng(seed)
+        ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # before construction: no banner on stderr
         self.ale = ale_py.ALEInterface()
-        self.ale.setLoggerMode(ale_py.LoggerMode.Error)
         self.ale.setFloat("repeat_action_probability", float(merged["repeat_action_probability"]))
         self.ale.setInt("random_seed", int(seed))
         self.ale.loadROM(ale_py.roms.get_rom_path(atari_rom_name(env_id)))

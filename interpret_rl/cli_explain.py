@@ -26,7 +26,10 @@ def _default_compare_model() -> str:
               help="Comma-separated targets: action, action:FIRE, value, conv3:5, conv3:5:3:4 "
                    "(default: every action, then the value).")
 @click.option("--frames", type=click.IntRange(min=1), default=None,
-              help="Observations to collect by playing the agent's policy  [default: 3]")
+              help="Observations to collect by playing the agent's policy  [default: 3, 8 with --metrics]")
+@click.option("--sample", type=click.Choice(["start", "game"]), default=None,
+              help="Where collected observations come from: start (the first stretch of a game) or game "
+                   "(spread over one whole game: early, middle, late)  [default: start, game with --metrics]")
 @click.option("--observations", "observations_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Explain the observations in this .npz file (key 'observations') instead of collecting.")
 @click.option("--out", default="compare-out", show_default=True, help="Folder for grid.png, report.html, results.json.")
@@ -44,15 +47,17 @@ def _default_compare_model() -> str:
               help="CPU threads for torch (0: torch's default, all cores). One is the default because the "
                    "batches here are small: measured on 2 busy cores, optim took 1.9 s on one thread and "
                    "90 s on two (threads that wait for a core spin).")
-def compare_command(model, method_names, targets, frames, observations_file, out, option_args, metric_names, seed,
-                    checkpoints, device, threads):
+def compare_command(model, method_names, targets, frames, sample, observations_file, out, option_args, metric_names,
+                    seed, checkpoints, device, threads):
     """Run several explanation methods on the same targets and observations; write a report."""
     from interpret_rl.compare import compare, prepare_methods, prepare_metrics, prepare_targets
     from interpret_rl.methods import parse_option_args, registered_methods
     from interpret_rl.metrics import registered_metrics
-    from interpret_rl.observations import load_observations
+    from interpret_rl.observations import load_ground_truth, load_observations
     from interpret_rl.report import check_output_dir, write_report
 
+    if sample is not None and observations_file:
+        raise UserError("--sample and --observations exclude each other: the file decides the observations")
     if frames is not None and observations_file:
         raise UserError("--frames and --observations exclude each other: the file decides the observations")
     # everything that can be wrong with the request fails here, before any observation is collected
@@ -82,9 +87,11 @@ def compare_command(model, method_names, targets, frames, observations_file, out
         prepare_methods(method_names, options)
         prepare_targets(agent, targets)
         observations = load_observations(observations_file, agent.observation_shape) if observations_file else None
+        truth = load_ground_truth(observations_file, len(observations)) if observations_file else None
     click.echo(f"comparing {', '.join(method_names)} on {agent.name} ({agent.env_id})", err=True)
-    result = compare(agent, method_names, targets=targets, observations=observations, frames=frames or 3,
-                     seed=seed, options=options, metrics=metrics)
+    result = compare(agent, method_names, targets=targets, observations=observations,
+                     frames=frames or (8 if metrics else 3), seed=seed, options=options, metrics=metrics,
+                     sample=sample or ("game" if metrics else "start"), ground_truth=truth)
     if observations_file:
         result.observation_source = f"file {observations_file}"
     paths = write_report(result, out_dir)

@@ -188,7 +188,8 @@ class GroundTruth:
 
     def interventions(self) -> list[list[dict]]:
         """Per observation, every intervention the detector offers for its state, replayed:
-        ``{"intervention": Intervention, "observation": (F, H, W) uint8, "changed_pixels": int}``.
+        ``{"intervention": Intervention, "observation": (F, H, W) uint8, "changed_pixels": int,
+        "ram": (F, 2, 128) uint8}`` (the RAM behind the changed frames, to see where objects went).
         Cached: every method and target is scored on the same intervened observations."""
         if "interventions" in self._cache:
             return self._cache["interventions"]
@@ -213,7 +214,7 @@ class GroundTruth:
 
                 changed = game.replay(state, actions, before_frame=before_frame)
                 changes.append({"intervention": intervention, "observation": changed,
-                                "changed_pixels": int((changed != clean).sum())})
+                                "changed_pixels": int((changed != clean).sum()), "ram": game.stacked_ram()[0]})
             found.append(changes)
         self._cache["interventions"] = found
         return found

@@ -377,5 +377,5 @@ def write_report(result: ComparisonResult, out_dir: str | os.PathLike) -> dict[s
     atomic_write_bytes(paths["grid"], render_grid(result, rows))
     atomic_write_text(paths["html"], render_html(result, rows, renderer.is_image))
     atomic_write_text(paths["json"], json.dumps(_json_safe(result.to_dict()), indent=2, allow_nan=False))
-    save_observations(paths["observations"], result.observations)
+    save_observations(paths["observations"], result.observations, result.ground_truth)  # objects from RAM too
     return paths

@@ -3,8 +3,8 @@
 Each fact below was measured on rendered frames (tests/test_breakout_objects.py re-checks them on
 real play); coordinates are raw frame pixels (210 rows x 160 columns), boxes end-exclusive.
 
-* Ball: 2x4 px at x = RAM[99] - 49, y = RAM[101] + 9; not on screen while RAM[101] is 0
-  (the same facts as OC_Atari's ``ocatari/ram/breakout.py``).
+* Ball: 2x4 px at x = RAM[99] - 49, y = RAM[101] + 9; not on screen while RAM[101] is 0 or
+  y > 196 (a missed ball falling out); the same facts as OC_Atari's ``ocatari/ram/breakout.py``.
 * Paddle: rows 189-192, x = RAM[72] - 47, 16 px wide. The game eases RAM[72] toward the paddle
   controller every frame (halving the distance), so a RAM write alone lasts one frame: the paddle
   intervention re-pins it before every frame.
@@ -37,6 +37,7 @@ BRICK_BITS = {
     5: {6: 0},
 }
 ROW_NAMES = tuple(f"bricks row {r + 1}" for r in range(ROWS))
+BALL_LOWEST = 196  # lowest ball row still in the field (OC_Atari's bound; tested on real play)
 SHIFT = 30  # pixels an intervention moves the ball or the paddle (towards the middle of the field)
 
 
@@ -56,7 +57,8 @@ def brick_grid(ram: np.ndarray) -> np.ndarray:
 
 
 def ball_on_screen(ram: np.ndarray) -> bool:
-    return int(ram[BALL_Y]) != 0
+    """RAM[101] is 0 while no ball is in play; past row 196 a missed ball has left the field."""
+    return 0 < int(ram[BALL_Y]) and int(ram[BALL_Y]) + 9 <= BALL_LOWEST
 
 
 def score(ram: np.ndarray) -> int:
@@ -116,10 +118,10 @@ class RemoveBrickRow(Intervention):
         self.description = f"brick row {row + 1} (from the top) removed"
 
     def before_frame(self, ale, frame, action, clean_ram):
-        ram = ale.getRAM()
-        for group, bits in BRICK_BITS.items():
-            byte = brick_byte(group, self.row)
-            ale.setRAM(byte, int(ram[byte]) & ~sum(1 << b for b in bits) & 0xFF)
+        # whole bytes: the bits outside BRICK_BITS draw the seams between bricks, which would
+        # stay behind as a dotted line
+        for group in BRICK_BITS:
+            ale.setRAM(brick_byte(group, self.row), 0)
 
 
 class ChangeScore(Intervention):

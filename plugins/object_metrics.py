@@ -79,9 +79,9 @@ class ObjectMass(Metric):
                 lines.append(f"{name}: {_percent(entry['share'])} of the mass on {_percent(entry['chance'])} "
                              f"of the pixels (chance {_percent(entry['chance'])})")
         pointing = detector.pointing_objects or detector.main_objects[:1]
-        headline = sum(np.nan_to_num(np.array([_nan(v) for v in objects[n]["share_per_observation"]]))
-                       for n in pointing)
-        per_observation = [None if stack_total[i] <= 0 else float(headline[i]) for i in range(len(maps))]
+        union = np.logical_or.reduce([masks[n] for n in pointing])  # a ball on the paddle counts once
+        headline = (maps * union).sum(axis=(1, 2, 3))
+        per_observation = [None if whole <= 0 else float(on / whole) for on, whole in zip(headline, stack_total)]
         defined = [v for v in per_observation if v is not None]
         if not defined:
             raise ValueError("every map is zero: no mass to place on any object")

@@ -184,7 +184,7 @@ def test_bad_requests_raise_before_any_work(mlp_agent, monkeypatch):
     def no_collecting(*args, **kwargs):
         raise AssertionError("observations were collected for a request that cannot work")
 
-    monkeypatch.setattr(importlib.import_module("interpret_rl.compare"), "collect_observations", no_collecting)
+    monkeypatch.setattr(importlib.import_module("interpret_rl.compare"), "collect_with_ground_truth", no_collecting)
     with pytest.raises(UnknownMethodError, match="did you mean saliency"):
         compare(mlp_agent, ["salency"])
     with pytest.raises(TargetError, match="unknown layer"):

@@ -24,6 +24,15 @@ NOT_DETERMINISTIC = {"runtime"}  # wall time
 METRICS = sorted(registered_metrics())
 
 
+def ground_truth_for(agent, observations):
+    """Real emulator ground truth for metrics that need it (``needs``), one row per observation:
+    collected in the agent's game (the CNN agent plays Breakout); None where the env has no
+    detector, and such metrics must then say they were skipped."""
+    from interpret_rl.observations import collect_with_ground_truth
+
+    return collect_with_ground_truth(agent, len(observations), warmup=40, stride=4)[1]
+
+
 @pytest.fixture(params=["cnn", "mlp"])
 def setup(request, cnn_agent, mlp_agent, atari_observations):
     """(agent, observations): one uint8 frame stack; two float vectors that require grad, to check
@@ -41,11 +50,18 @@ def test_contract(name, method_name, setup):
     target = parse_target("action", agent)
     explanation = method.explain(agent, target, observations)
     metric_class = registered_metrics()[name]
+    truth = ground_truth_for(agent, observations) if metric_class.needs else None
+    if metric_class.needs and truth is None:
+        skipped = evaluate_metrics(agent, method, target, observations, explanation, [name])[name]
+        assert skipped.startswith(f"NotApplicableError: metric {name} needs game ground truth"), skipped
+        return
+    extra = {"ground_truth": truth} if truth is not None else {}
     snapshot = Snapshot(agent, observations)
-    first = build_metric(name, FAST_METRICS.get(name)).evaluate(agent, method, target, observations, explanation)
+    first = build_metric(name, FAST_METRICS.get(name)).evaluate(agent, method, target, observations, explanation,
+                                                                **extra)
     snapshot.check()
     again = evaluate_metrics(agent, method, target, observations, explanation, [name],
-                             {name: FAST_METRICS.get(name, {})})
+                             {name: FAST_METRICS.get(name, {})}, ground_truth=truth)
     snapshot.check()
     assert isinstance(again[name], MetricResult), again[name]
     assert first.metric == name and first.higher_is_better == metric_class.higher_is_better
