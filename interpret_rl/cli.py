@@ -71,6 +71,12 @@ class InterpretRLGroup(click.Group):
             raise click.ClickException(f"cannot write {err.filename or 'a file'}: {err.strerror} "
                                        f"(what was there before is kept)") from None
 
+    def get_command(self, ctx, name):
+        from interpret_rl.option_checks import attach  # --seed, --device, --lr... checked as parsed
+
+        command = super().get_command(ctx, name)
+        return attach(command) if command is not None else None
+
 
 def _hold_writer_lock(path) -> None:
     """Be the only process writing model folder ``path`` until this command ends."""
