@@ -289,9 +289,12 @@ def evaluate_command(model, episodes, seed, greedy, record, device, save):
 
 @cli.command()
 def models():
-    """List registered models: bundled ones and yours."""
+    """List registered models: bundled ones and yours; a broken folder is named on stderr."""
     rows = [("NAME", "ENV", "ARCHITECTURE", "STEPS", "SCORE", "SOURCE")]
-    for info in registry.list_models():
+    found, broken = registry.scan_models()
+    for name, path, reason in broken:
+        click.echo(f"broken: {name} ({path}): {reason}", err=True)
+    for info in found:
         score = info.score
         score_text = f"{score['mean']:.1f} +/- {score['std']:.1f}" if score else "-"
         rows.append((info.name, info.meta["env_id"], info.meta["architecture"],

@@ -153,21 +153,40 @@ def writer_lock(path: str | os.PathLike):
 def _model_dirs() -> list[tuple[Path, bool]]:
     found = []
     for root, bundled in ((BUNDLED_DIR, True), (user_models_dir(), False)):
-        if root.is_dir():
+        try:
             found += [(p, bundled) for p in sorted(root.iterdir()) if (p / META).is_file()]
+        except OSError:  # no such folder, or one we may not read: no models there
+            pass
     return found
 
 
-def list_models() -> list[ModelInfo]:
-    """Bundled models first, then the user's; a folder with an unreadable meta.json is skipped."""
-    models = []
+def _check_listing_fields(meta: dict) -> None:
+    """The optional fields a listing shows must have the shape it expects."""
+    evaluation = meta.get("evaluation")
+    if evaluation is not None and not (isinstance(evaluation, dict) and all(
+            isinstance(evaluation.get(k), (int, float)) and not isinstance(evaluation.get(k), bool)
+            for k in ("mean", "std"))):
+        raise ModelLoadError("meta.json field 'evaluation' must be an object with numbers 'mean' and 'std'")
+
+
+def scan_models() -> tuple[list[ModelInfo], list[tuple[str, Path, str]]]:
+    """(models, broken): every registered model whose meta.json reads (bundled first, then the
+    user's), and (name, path, reason in one line) for each folder that does not."""
+    models, broken = [], []
     for path, bundled in _model_dirs():
         try:
             meta = read_meta(path)
-        except ModelLoadError:
+            _check_listing_fields(meta)
+        except ModelLoadError as err:
+            broken.append((path.name, path, str(err).removeprefix(f"{path / META}: ")))
             continue
         models.append(ModelInfo(name=path.name, path=path, bundled=bundled, meta=meta))
-    return models
+    return models, broken
+
+
+def list_models() -> list[ModelInfo]:
+    """Bundled models first, then the user's; broken folders are left out (see ``scan_models``)."""
+    return scan_models()[0]
 
 
 def resolve(name_or_path: str | os.PathLike) -> Path:
