@@ -48,6 +48,8 @@ class Explanation:
     :ivar values: attribution: ``(B, *obs_shape)`` float, one map per observation;
         synthesis: ``(S, *obs_shape)`` observations within the observation space's bounds.
     :ivar extras: JSON-able numbers and lists (e.g. optim's ``activation``, ``dataset_examples``).
+    :ivar examples: synthesis only, optional: ``(E, *obs_shape)`` real observations that excite the
+        target most (optim's dataset examples), shown beside the synthesis in the report.
     """
 
     method: str
@@ -55,6 +57,7 @@ class Explanation:
     kind: str
     values: torch.Tensor
     extras: dict = field(default_factory=dict)
+    examples: torch.Tensor | None = None
 
 
 class Method:

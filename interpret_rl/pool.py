@@ -13,7 +13,8 @@ come from different games (a held-out pool: same agent, another seed).
 
 Cached as ``pools/pool-<sha12>-n<size>-s<seed>-e<epsilon>.npz`` (written atomically) in the
 agent's own registry folder, or under ``$INTERPRET_RL_HOME/artefacts`` for bundled read-only models
-and agents that are not saved (see ``artefacts.artefact_dirs``).
+and agents that are not saved (see ``artefacts.artefact_dirs``). A bundled model may ship its pools
+in its own folder (``bundled/<name>/pools/``), read from there.
 """
 
 from __future__ import annotations
@@ -57,6 +58,13 @@ def pool_path(agent, size: int, seed: int, epsilon: float) -> Path:
     return artefact_dirs(agent)[0] / "pools" / f"pool-{sha[:12]}-n{size}-s{seed}-e{epsilon:g}.npz"
 
 
+def _cached_copies(agent, name: str) -> list[Path]:
+    """The cached pool files of this name: the writable one, then one shipped with a bundled model."""
+    from interpret_rl.artefacts import artefact_dirs
+
+    return [folder / "pools" / name for folder in artefact_dirs(agent) if (folder / "pools" / name).is_file()]
+
+
 def real_state_pool(agent, size: int = 1000, seed: int = 0, epsilon: float = 0.0) -> torch.Tensor:
     """``size`` real states from ``GAMES`` games played by ``agent``'s own stochastic policy.
 
@@ -71,9 +79,9 @@ def real_state_pool(agent, size: int = 1000, seed: int = 0, epsilon: float = 0.0
     if not 0.0 <= epsilon <= 1.0:
         raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
     path = pool_path(agent, size, seed, epsilon)
-    if path.is_file():
+    for cached in _cached_copies(agent, path.name):
         try:
-            return load_observations(path, agent.observation_shape)
+            return load_observations(cached, agent.observation_shape)
         except ValueError:
             pass  # a damaged cache is collected again and replaced
     player = _Exploring(agent, epsilon, seed) if epsilon > 0 else agent

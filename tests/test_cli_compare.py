@@ -45,13 +45,14 @@ def test_methods_lists_every_builtin_with_plugin_and_description(run):
 def test_compare_writes_the_three_files(run, tiny, tmp_path):
     out = tmp_path / "out"
     result = run("compare", "--model", "tiny", "--methods", "saliency,optim,gradcam", "--targets", "action,value",
-                 "--frames", "2", "-o", "optim.steps=8", "--out", str(out), "--seed", "4")
+                 "--frames", "2", "-o", "optim.steps=8", "-o", "optim.pool=0", "--out", str(out), "--seed", "4")
     assert result.exit_code == 0, result.output
     for name in ("grid.png", "report.html", "results.json"):
         assert (out / name).stat().st_size > 0
     data = json.loads((out / "results.json").read_text())
     assert data["model_sha256"] == json.loads((tiny / "meta.json").read_text())["files"]["model.safetensors"]
-    assert data["observations"]["count"] == 2 and data["seed"] == 4 and data["options"] == {"optim": {"steps": "8"}}
+    assert data["observations"]["count"] == 2 and data["seed"] == 4
+    assert data["options"] == {"optim": {"steps": "8", "pool": "0"}}
     assert set(data["results"]["optim"]) == {"action", "value"}
     summary = {line.split()[0]: line for line in result.output.splitlines() if line.startswith("  ")}
     assert " s  ok" in summary["saliency"] and " s  ok" in summary["optim"]

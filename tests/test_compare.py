@@ -20,7 +20,7 @@ from interpret_rl.plugin_manager import get_plugin_manager
 from interpret_rl.report import check_output_dir, write_report
 from interpret_rl.targets import TargetError, parse_target
 
-FAST_OPTIM = {"optim": {"steps": "4"}}
+FAST_OPTIM = {"optim": {"steps": "4", "pool": "0"}}
 
 
 class Failing(Method):

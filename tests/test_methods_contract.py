@@ -21,7 +21,7 @@ FAST = {
     "integrated-gradients": {"n_steps": "6"},
     "gradient-shap": {"samples": "3"},
     "perturbation": {"stride": "14"},
-    "optim": {"steps": "4"},
+    "optim": {"steps": "4", "pool": "0"},  # pool 0: no real-state pool collected for a test agent
 }
 FAST_CNN = {"occlusion": {"window": "2,21,21", "stride": "2,21,21"}}
 NOT_APPLICABLE = {("gradcam", "mlp"): "gradcam needs a convolutional layer"}

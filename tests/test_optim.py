@@ -30,7 +30,7 @@ def no_torch_hooks(network) -> bool:
 
 def check_beats_real(agent, specs, observations, **options):
     targets = default_targets(agent) + [parse_target(s, agent) for s in specs]
-    method = build_method("optim", {k: str(v) for k, v in options.items()})
+    method = build_method("optim", {"pool": "0", **{k: str(v) for k, v in options.items()}})
     explanations = method.explain_many(agent, targets, observations)
     assert no_torch_hooks(agent.network)
     for target, explanation in zip(targets, explanations):
@@ -39,7 +39,8 @@ def check_beats_real(agent, specs, observations, **options):
         assert extras["activation"][0] > extras["max_real_activation"], target.spec
         real = target_scores(agent, explanation_target(agent, target, extras), observations).detach()
         assert extras["max_real_activation"] == pytest.approx(float(real.max()))
-        assert extras["dataset_examples"] == real.argsort(descending=True)[:3].tolist()
+        assert extras["dataset_examples"] == real.argsort(descending=True)[:9].tolist()
+        assert torch.equal(explanation.examples, observations[extras["dataset_examples"]].float())
         again = target_scores(agent, explanation_target(agent, target, extras), explanation.values).item()
         assert extras["activation"][0] == pytest.approx(again, rel=1e-4, abs=1e-6)
     return explanations
@@ -79,7 +80,7 @@ def test_bounds_use_space_and_widen_real_range(mlp_agent):
 
 def test_same_seed_same_image_other_seed_differs(cnn_agent, atari_observations):
     target = parse_target("conv3:5", cnn_agent)
-    run = lambda seed: build_method("optim", {"steps": "3", "seed": str(seed)}).explain(
+    run = lambda seed: build_method("optim", {"steps": "3", "seed": str(seed), "pool": "0"}).explain(
         cnn_agent, target, atari_observations).values
     rng_before = torch.random.get_rng_state()
     first = run(0)
@@ -90,8 +91,8 @@ def test_same_seed_same_image_other_seed_differs(cnn_agent, atari_observations):
 def test_chosen_action_optimises_the_most_frequent_action(mlp_agent):
     observations = cartpole_observations()
     chosen = mlp_agent.network(observations)[0].argmax(1)
-    explanation = build_method("optim", {"steps": "8"}).explain(mlp_agent, parse_target("action", mlp_agent),
-                                                                observations)
+    optim = build_method("optim", {"steps": "8", "pool": "0"})
+    explanation = optim.explain(mlp_agent, parse_target("action", mlp_agent), observations)
     assert explanation.target == "action"
     assert explanation.extras["action"] == mlp_agent.action_meanings[int(torch.bincount(chosen).argmax())]
 
@@ -104,9 +105,11 @@ def test_trained_breakout_agent_frames_start_from_real_observations_not_a_dead_g
     agent = registry.load_agent("breakout-a2c")
     targets = [parse_target(spec, agent) for spec in ("action:RIGHT", "value")]
     observations = atari_observations[:2]
-    gray, = build_method("optim", {"steps": "8", "start": "gray"}).explain_many(agent, targets[:1], observations)
+    pixels = {"pool": "0", "prior": "none"}  # this test is about the pixel path's start
+    gray, = build_method("optim", {"steps": "8", "start": "gray", **pixels}).explain_many(agent, targets[:1],
+                                                                                          observations)
     assert gray.values.max() - gray.values.min() < 20  # still the initial, nearly uniform image
-    for explanation in build_method("optim", {"steps": "16"}).explain_many(agent, targets, observations):
+    for explanation in build_method("optim", {"steps": "16", **pixels}).explain_many(agent, targets, observations):
         assert explanation.extras["activation"][0] > explanation.extras["max_real_activation"]
         assert explanation.values.min() >= 0 and explanation.values.max() <= 255
 

@@ -1,0 +1,114 @@
+"""The learned prior: trains, round-trips bit for bit, refuses damaged or foreign files, and optim
+climbs its latent space (the `prior` commands: test_cli_prior.py)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from interpret_rl import registry
+from interpret_rl.methods import build_method
+from interpret_rl.prior import META, WEIGHTS, PriorConfig, fit_prior, load_prior, prior_folder, save_prior
+from interpret_rl.targets import parse_target
+
+TINY = PriorConfig(latent_dim=4, width=4, steps=6, batch=4)
+
+
+def moving_square_frames(n: int = 8) -> torch.Tensor:
+    """``n`` 4-frame stacks of a bright square moving right over a dim noisy background."""
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 30, size=(n, 4, 84, 84)).astype(np.float32)
+    for i in range(n):
+        for f in range(4):
+            x = 8 + 4 * f + 6 * i
+            frames[i, f, 30:38, x:x + 8] = 220.0
+    return torch.tensor(frames)
+
+
+@pytest.fixture
+def tiny_prior():
+    frames = moving_square_frames()
+    prior, record = fit_prior(frames, frames[:2], 255.0, TINY)
+    return prior, record
+
+
+def test_decode_and_encode_shapes_and_range(tiny_prior):
+    prior, _ = tiny_prior
+    z = torch.randn(3, prior.latent_dim) * 3
+    frames = prior.decode(z)
+    assert frames.shape == (3, 4, 84, 84) and frames.min() >= 0 and frames.max() <= 255
+    assert prior.encode(frames).shape == (3, 4)
+
+
+def test_same_data_and_seed_give_the_same_weights(tiny_prior):
+    prior, _ = tiny_prior
+    again, _ = fit_prior(moving_square_frames(), moving_square_frames()[:2], 255.0, TINY)
+    assert all(torch.equal(a, b) for a, b in zip(prior.state_dict().values(), again.state_dict().values()))
+
+
+def test_training_lowers_its_loss_and_records_its_reconstruction_error():
+    frames = moving_square_frames()
+    untrained, _ = fit_prior(frames, frames[:2], 255.0, PriorConfig(latent_dim=4, width=4, steps=0))
+    trained, record = fit_prior(frames, frames[:2], 255.0, PriorConfig(latent_dim=4, width=4, steps=150, batch=8))
+
+    def loss(prior):  # the same noise draw for both
+        with torch.no_grad():
+            return float(prior.loss(frames, 1.0, torch.Generator().manual_seed(0))[0])
+
+    assert loss(trained) < 0.7 * loss(untrained)
+    assert record["reconstruction_rmse_pool"] == pytest.approx(float(trained.reconstruction_rmse(frames).mean()))
+    held_out = float(trained.reconstruction_rmse(frames[:2]).mean())
+    assert record["reconstruction_rmse_held_out"] == pytest.approx(held_out)
+
+
+def test_save_load_round_trip_is_bit_identical(tiny_prior, cnn_agent, isolated_home):
+    prior, record = tiny_prior
+    assert load_prior(cnn_agent) is None
+    folder = save_prior(prior, cnn_agent, record)
+    assert folder.is_relative_to(isolated_home) and prior_folder(cnn_agent) == folder
+    loaded = load_prior(cnn_agent)
+    saved, back = prior.state_dict(), loaded.state_dict()
+    assert saved.keys() == back.keys() and all(torch.equal(saved[k], back[k]) for k in saved)
+    z = torch.randn(2, prior.latent_dim, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(prior.decode(z), loaded.decode(z))
+    save_prior(loaded, cnn_agent, record)  # saving what was loaded writes the same bytes
+    assert json.loads((folder / META).read_text())["files"][WEIGHTS] == loaded.meta["files"][WEIGHTS]
+
+
+def test_damaged_or_foreign_prior_is_refused(tiny_prior, cnn_agent):
+    prior, record = tiny_prior
+    folder = save_prior(prior, cnn_agent, record)
+    data = (folder / WEIGHTS).read_bytes()
+    (folder / WEIGHTS).write_bytes(data[:-8] + b"\0" * 8)
+    with pytest.raises(registry.ModelLoadError, match="sha256 does not match"):
+        load_prior(cnn_agent)
+    (folder / WEIGHTS).write_bytes(data)
+    meta = json.loads((folder / META).read_text())
+    (folder / META).write_text(json.dumps({**meta, "agent_sha256": "0" * 64}))
+    with pytest.raises(registry.ModelLoadError, match="trained for other weights"):
+        load_prior(cnn_agent)
+
+
+def test_optim_climbs_the_latent_space_and_reports_honest_numbers(tiny_prior, cnn_agent):
+    prior, record = tiny_prior
+    save_prior(prior, cnn_agent, record)
+    observations = moving_square_frames(4)
+    targets = [parse_target(spec, cnn_agent) for spec in ("value", "conv3:5")]
+    found = {}
+    for mode in ("auto", "none"):
+        method = build_method("optim", {"steps": "16", "pool": "0", "prior": mode})
+        found[mode] = method.explain_many(cnn_agent, targets, observations)
+    for explanation in found["auto"]:
+        extras = explanation.extras
+        assert extras["path"] == "prior"
+        values = explanation.values
+        assert values.min() >= 0 and values.max() <= 255 and torch.equal(values, values.round())
+        # the decoder made it: the prior reconstructs its own output far better than it does real frames
+        assert extras["reconstruction_rmse"][0] < 0.5 * extras["prior_held_out_rmse"]
+        assert len(extras["nearest_real_ratio"]) == 1 and extras["nearest_real_ratio"][0] > 0
+        assert explanation.examples.shape == (4, 4, 84, 84)
+    for explanation in found["none"]:
+        assert explanation.extras["path"] == "pixels" and "reconstruction_rmse" in explanation.extras
