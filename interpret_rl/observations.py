@@ -26,6 +26,7 @@ import torch
 
 from interpret_rl.atomic import atomic_write_bytes
 from interpret_rl.envs import is_atari, make_vector_env
+from interpret_rl.limits import check_npz
 
 NPZ_KEY = "observations"
 SAMPLES = {
@@ -109,6 +110,7 @@ def load_observations(path: str | os.PathLike, expected_shape: tuple[int, ...] |
     """
     path = Path(path)
     try:
+        check_npz(path)  # sizes from the zip directory and the .npy headers, before numpy allocates
         with np.load(path, allow_pickle=False) as data:
             if not hasattr(data, "files"):
                 raise ValueError(f"{path}: a .npy array, not a .npz file with the key {NPZ_KEY!r}")

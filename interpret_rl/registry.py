@@ -301,10 +301,8 @@ def load_agent(name_or_path: str | os.PathLike, device: str | torch.device = "cp
     filename = f"checkpoints/{snapshot}" if snapshot else WEIGHTS
     steps_trained = snapshot_step(snapshot) if snapshot else meta["steps_trained"]
     state = _load_tensors(path / filename, _read_verified(path, filename, meta))
-    try:
-        network = build_network(meta["architecture"], meta["architecture_args"])
-    except (TypeError, KeyError, ValueError) as err:
-        raise ModelLoadError(f"{path / META}: cannot build {meta['architecture']!r} ({err})") from None
+    _check_network_size(path, meta, state)
+    network = _build(path, meta)
     try:
         network.load_state_dict(state, strict=True)
     except RuntimeError as err:
@@ -316,6 +314,30 @@ def load_agent(name_or_path: str | os.PathLike, device: str | torch.device = "cp
                  observation_space=meta["observation_space"], action_space=meta["action_space"],
                  action_meanings=meta["action_meanings"], steps_trained=steps_trained,
                  name=path.name, meta=meta)
+
+
+def _build(path: Path, meta: dict) -> torch.nn.Module:
+    try:
+        return build_network(meta["architecture"], meta["architecture_args"])
+    except (TypeError, KeyError, ValueError, RuntimeError, OverflowError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__  # not a C++ trace
+        raise ModelLoadError(f"{path / META}: cannot build {meta['architecture']!r} ({reason})") from None
+
+
+def _check_network_size(path: Path, meta: dict, state: dict[str, torch.Tensor]) -> None:
+    """Refuse architecture arguments that describe more weights than the (size-checked) weights
+    file holds, before allocating them: a 2 KB meta.json must not ask for 53 GB. The network is
+    first built on torch's "meta" device, which records shapes and allocates nothing."""
+    from interpret_rl.agent import architectures
+
+    architectures()  # plugins imported outside the meta-device block: their import-time tensors stay real
+    with torch.device("meta"):
+        shapes = _build(path, meta)
+    needed = sum(t.numel() * t.element_size() for t in shapes.state_dict().values())
+    held = sum(t.numel() * t.element_size() for t in state.values())
+    if needed > held:
+        raise ModelLoadError(f"{path / META}: architecture_args describe {needed:,} bytes of weights but "
+                             f"{WEIGHTS} holds {held:,}")
 
 
 def load_optimizer_state(path: str | os.PathLike, optimizer: torch.optim.Optimizer) -> None:
