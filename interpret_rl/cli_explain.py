@@ -56,6 +56,8 @@ def compare_command(model, method_names, targets, frames, sample, observations_f
     from interpret_rl.observations import load_ground_truth, load_observations
     from interpret_rl.report import check_output_dir, write_report
 
+    if sample is not None and checkpoints is not None:
+        raise UserError("--sample and --checkpoints cannot be combined yet: checkpoints explain the start of a game")
     if sample is not None and observations_file:
         raise UserError("--sample and --observations exclude each other: the file decides the observations")
     if frames is not None and observations_file:

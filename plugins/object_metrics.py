@@ -76,8 +76,9 @@ class ObjectMass(Metric):
                      "share_per_observation": [_none(v) for v in share]}
             objects[name] = entry
             if name in detector.main_objects and entry["share"] is not None:
+                factor = f"; {entry['share'] / entry['chance']:.1f}x chance" if entry["chance"] > 0 else ""
                 lines.append(f"{name}: {_percent(entry['share'])} of the mass on {_percent(entry['chance'])} "
-                             f"of the pixels (chance {_percent(entry['chance'])})")
+                             f"of the pixels (chance {_percent(entry['chance'])}{factor})")
         pointing = detector.pointing_objects or detector.main_objects[:1]
         union = np.logical_or.reduce([masks[n] for n in pointing])  # a ball on the paddle counts once
         headline = (maps * union).sum(axis=(1, 2, 3))

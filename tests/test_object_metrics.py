@@ -175,6 +175,8 @@ def test_compare_cli_scores_objects_and_reruns_from_its_file(run, tmp_path):
     effects = [e["object"] for obs in metrics["interventions"]["details"]["effects"] for e in obs]
     assert {"paddle", "bricks row 1", "hud"} <= set(effects)
     assert [f["step"] for f in data["observations"]["facts"]] == [16, 24, 32]
+    html = (out / "report.html").read_text()
+    assert "Ground truth from the emulator" in html and "paddle: " in html and "of the pixels (chance" in html
     rerun = run("compare", *common, "--observations", str(out / "observations.npz"), "--out", str(again))
     assert rerun.exit_code == 0, rerun.output
     rerun_metrics = json.loads((again / "results.json").read_text())["results"]["saliency"]["value"]["metrics"]
@@ -185,3 +187,31 @@ def test_compare_cli_scores_objects_and_reruns_from_its_file(run, tmp_path):
     whole = run("compare", *common, "--out", str(tmp_path / "whole"))
     facts = json.loads((tmp_path / "whole" / "results.json").read_text())["observations"]["facts"]
     assert whole.exit_code == 0 and len(facts) == 8 and facts[0]["game_steps"] == facts[-1]["game_steps"]
+
+
+def test_a_plugin_adds_a_game_through_register_object_detectors(registered, breakout):
+    """A throwaway plugin's detector, keyed by env id, is found for that env and feeds the metrics:
+    its one object covering the whole frame holds all of an even map's mass."""
+    from interpret_rl.hookspecs import hookimpl
+    from interpret_rl.objects import ObjectDetector, detector_for
+
+    class Everything(ObjectDetector):
+        objects = main_objects = pointing_objects = ("screen",)
+
+        def boxes(self, ram):
+            return {"screen": [(0, 0, 210, 160)]}
+
+    class Plugin:
+        @hookimpl
+        def register_object_detectors(self, register):
+            register("ALE/Pong-v5", Everything)
+
+    registered(Plugin(), "pong-objects")
+    assert isinstance(detector_for("ALE/Pong-v5"), Everything) and detector_for("ALE/Tennis-v5") is None
+    agent, observations, truth = breakout
+    pong = GroundTruth("ALE/Pong-v5", {}, truth.ram, truth.frame_valid)
+    explanation = Explanation(method="constructed", target="value", kind="attribution",
+                              values=torch.ones(observations.shape))
+    result = build_metric("objects").evaluate(agent, build_method("saliency"), parse_target("value", agent),
+                                              observations, explanation, ground_truth=pong)
+    assert result.value == pytest.approx(1.0) and result.details["objects"]["screen"]["chance"] == 1.0
