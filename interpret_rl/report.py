@@ -46,6 +46,7 @@ from interpret_rl.compare import ComparisonResult
 from interpret_rl.observations import save_observations
 from interpret_rl.report_metrics import CSS as METRICS_CSS
 from interpret_rl.report_metrics import render_metrics_section
+from interpret_rl.report_objects import render_ground_truth_section
 
 CMAP = colormaps["RdBu_r"]  # signed maps: −max … max, white at 0
 SEQUENTIAL_CMAP = colormaps["inferno"]  # absolute maps (no value below 0): 0 … max
@@ -314,6 +315,7 @@ def render_html(result: ComparisonResult, rows: list[tuple], is_image: bool) -> 
                    f"<td>{result.method_seconds(m.name):.2f}</td><td>{outcome}</td></tr>")
     out.append("</table>")
     out.append(render_metrics_section(result))
+    out.append(render_ground_truth_section(result))
     out.append("<h2>Explanations</h2><div class='legend'>"
                f"<figure class='bar'><img src='{bars[False]}' alt='sequential colour scale from 0 to 1'>"
                "<figcaption>absolute maps (no value below 0): 0 … 1</figcaption></figure>"
