@@ -53,7 +53,8 @@ def bad_request_is_a_user_error():
 
 
 # A full, read-only or forbidden destination is the machine's state, not a bug: one line, exit 1.
-DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+               errno.EEXIST, errno.ENOTDIR, errno.EISDIR)  # the last three: a file where a folder must be
 
 
 class InterpretRLGroup(click.Group):

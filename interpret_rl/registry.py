@@ -99,7 +99,10 @@ class ModelBusyError(ModelLoadError):
 
 
 def home() -> Path:
-    return Path(os.environ.get("INTERPRET_RL_HOME", Path.home() / ".interpret-rl")).expanduser()
+    text = os.environ.get("INTERPRET_RL_HOME")
+    if text is not None and not text.strip():  # "" would silently mean the working directory
+        raise ModelLoadError("INTERPRET_RL_HOME is set but empty; unset it (default ~/.interpret-rl) or name a folder")
+    return Path(text or Path.home() / ".interpret-rl").expanduser()
 
 
 def user_models_dir() -> Path:
