@@ -49,11 +49,13 @@ from interpret_rl.report_metrics import render_metrics_section
 from interpret_rl.report_objects import render_ground_truth_section
 
 CMAP = colormaps["RdBu_r"]  # signed maps: −max … max, white at 0
-SEQUENTIAL_CMAP = colormaps["inferno"]  # absolute maps (no value below 0): 0 … max
+# absolute maps (no value below 0): 0 … max. Not one that starts at black (inferno, magma): Atari
+# backgrounds are black, and weak attribution would vanish into them; opacity grows with the value.
+SEQUENTIAL_CMAP = colormaps["YlOrRd_r"]
 GAP = 3  # white pixels between the frames of a strip
 HTML_ZOOM = 2  # frames are 84 pixels: drawn twice that (a 2-px ball is 4 screen pixels); click enlarges
 SCALE_LABEL = ("attribution ÷ max |attribution| of its method on this observation; absolute maps (no value "
-               "below 0) on a sequential scale 0 … 1 (dark to yellow), signed maps on a diverging scale "
+               "below 0) on a sequential scale 0 … 1 (dark red to pale yellow), signed maps on a diverging scale "
                "−1 … 1 (blue, white, red)")
 FEATURE_NAMES = {"CartPole-v1": ["cart position", "cart velocity", "pole angle", "pole ang. velocity"]}
 

@@ -96,12 +96,12 @@ def _cascade_png(result: ComparisonResult, method: str) -> str | None:
     ax.axhline(scored[0][0].details.get("threshold", 0.5), color="grey", linestyle="--", linewidth=0.8)
     ax.set_xticks(range(1, len(longest) + 1), [name.replace("trunk.", "") for name in longest], fontsize=5,
                   rotation=25)
-    ax.set_ylim(-0.2, 1.05)
+    ax.set_ylim(-0.65, 1.05)  # room under the curves for the legend
     ax.set_ylabel("rank corr. with trained map", fontsize=5.5)
     ax.set_xlabel("randomised down to (cumulative)", fontsize=5.5)
     ax.tick_params(axis="y", labelsize=6)
     if len(scored) <= 6:
-        ax.legend(fontsize=4.5, frameon=False, ncol=2)
+        ax.legend(fontsize=4.5, frameon=False, ncol=3, loc="lower left")
     return _png_uri(fig)
 
 
