@@ -38,7 +38,7 @@ def artefact_dirs(agent) -> list[Path]:
                 own = path
         except (registry.ModelNotFoundError, registry.ModelLoadError):
             pass
-    bundled = own is not None and own.is_relative_to(registry.BUNDLED_DIR)
+    bundled = own is not None and registry.is_bundled(own)  # also through a symlink
     writable = own if own is not None and not bundled else \
         registry.home() / "artefacts" / f"{agent.name or 'agent'}-{sha[:12]}"
     return [writable] + ([own] if bundled else [])

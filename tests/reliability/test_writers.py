@@ -106,3 +106,13 @@ def test_the_lock_of_a_killed_writer_is_free_at_once(run, locked, isolated_home)
 def test_readers_are_not_blocked_by_a_writer(run, locked):
     result = run("evaluate", "busy", "--episodes", "1")
     assert result.exit_code == 0, result.output
+
+
+def test_artefacts_of_a_bundled_model_behind_a_symlink_go_to_the_home_not_the_package(isolated_home, bundled_untouched):
+    from interpret_rl.artefacts import artefact_dirs
+
+    (isolated_home / "models").mkdir(parents=True)
+    (isolated_home / "models" / "mine").symlink_to(BUNDLED)
+    writable, *read_only = artefact_dirs(registry.load_agent("mine", check_env=False))
+    assert writable.is_relative_to(isolated_home / "artefacts") and not registry.is_bundled(writable)
+    assert [registry.is_bundled(p) for p in read_only] == [True]
