@@ -123,6 +123,10 @@ def _value_cell(result: ComparisonResult, method: str, metric, rank: int | None,
     if undefined:
         total = sum(len(r.per_observation or []) for r in _results(result, method, metric.name))
         notes.append(f"{undefined} of {total} undefined")
+    clamped = [r.details["clamped_share"] for r in _results(result, method, metric.name)
+               if "clamped_share" in r.details]
+    if clamped and max(clamped) > 0:  # the model is not monotone along the curve: say how much was cut off
+        notes.append(f"{100 * sum(clamped) / len(clamped):.0f} % of curve points clamped")
     verdict = result.metric_verdict(method, metric.name)
     if verdict is not None:
         notes.append(" · ".join(f"{name} {_fmt(v)}" for name, v in verdict["statistics"].items())
@@ -153,7 +157,9 @@ def render_metrics_section(result: ComparisonResult) -> str:
            f"(#1 = best; ties share a rank); the best value is bold. Deletion and insertion areas lie in "
            f"[0, 1]; <i>chance</i> is the same curve with the pixels in random order: a method is only "
            f"informative where it beats it. An observation is <i>undefined</i> for a curve when the baseline "
-           f"scores the target as high as the observation, or nearly so. Randomization: the value is the area "
+           f"scores the target as high as the observation, or nearly so; curve points beyond the baseline or "
+           f"the observation's own score are clamped into [0, 1] (the share is shown). Randomization: the value "
+           f"is the area "
            f"under the cascade curve; <i>top</i> is the correlation once the heads and the layer below them are "
            f"random; the verdict uses exactly these two numbers. n/a: the metric gave no value (hover for "
            f"why; hover any number for its per-target values).</p>",
