@@ -5,9 +5,10 @@ real play); coordinates are raw frame pixels (210 rows x 160 columns), boxes end
 
 * Ball: 2x4 px at x = RAM[99] - 49, y = RAM[101] + 9; not on screen while RAM[101] is 0 or
   y > 196 (a missed ball falling out); the same facts as OC_Atari's ``ocatari/ram/breakout.py``.
-* Paddle: rows 189-192, x = RAM[72] - 47, 16 px wide. The game eases RAM[72] toward the paddle
-  controller every frame (halving the distance), so a RAM write alone lasts one frame: the paddle
-  intervention re-pins it before every frame.
+* Paddle: rows 189-192, x = RAM[72] - 47, 2 * RAM[108] px wide: 16, and 12 once the ball has
+  broken through to the top wall (RAM[97] bit 7; OC_Atari draws it 16 wide always). The game
+  eases RAM[72] toward the paddle controller every frame (halving the distance), so a RAM write
+  alone lasts one frame: the paddle intervention re-pins it before every frame.
 * Bricks: 6 rows of 18 bricks, 8x6 px, row r (0 = top) at y = 57 + 6 r, column c at x = 8 + 8 c.
   Brick (r, c) is one bit of RAM[6 g + 5 - r] for a byte group g = 0..5; ``BRICK_BITS`` says which
   bit of which group is which column. Measured by clearing each of the 288 bits of RAM[0:36] on a
@@ -23,8 +24,8 @@ import numpy as np
 from interpret_rl.hookspecs import hookimpl
 from interpret_rl.objects import Box, Intervention, ObjectDetector
 
-BALL_X, BALL_Y, PADDLE_X, LIVES, SCORE_HIGH, SCORE_LOW = 99, 101, 72, 57, 76, 77
-PADDLE_ROW, PADDLE_SIZE, BALL_SIZE = 189, (4, 16), (4, 2)
+BALL_X, BALL_Y, PADDLE_X, PADDLE_HALF_WIDTH, LIVES, SCORE_HIGH, SCORE_LOW = 99, 101, 72, 108, 57, 76, 77
+PADDLE_ROW, PADDLE_HEIGHT, BALL_SIZE = 189, 4, (4, 2)
 BRICK_TOP, BRICK_LEFT, BRICK_SIZE, ROWS, COLUMNS = 57, 8, (6, 8), 6, 18
 HUD_BOX: Box = (5, 36, 15, 140)
 # byte group g (RAM[6 g : 6 g + 6], one byte per row) -> {bit: brick column}
@@ -148,7 +149,7 @@ class BreakoutDetector(ObjectDetector):
             x, y = int(ram[BALL_X]) - 49, int(ram[BALL_Y]) + 9
             found["ball"].append((y, x, y + BALL_SIZE[0], x + BALL_SIZE[1]))
         x = int(ram[PADDLE_X]) - 47
-        found["paddle"].append((PADDLE_ROW, x, PADDLE_ROW + PADDLE_SIZE[0], x + PADDLE_SIZE[1]))
+        found["paddle"].append((PADDLE_ROW, x, PADDLE_ROW + PADDLE_HEIGHT, x + 2 * int(ram[PADDLE_HALF_WIDTH])))
         for row, column in np.argwhere(brick_grid(ram)).tolist():
             y, x = BRICK_TOP + BRICK_SIZE[0] * row, BRICK_LEFT + BRICK_SIZE[1] * column
             box = (y, x, y + BRICK_SIZE[0], x + BRICK_SIZE[1])

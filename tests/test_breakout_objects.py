@@ -37,7 +37,7 @@ def test_ball_and_paddle_boxes_hold_their_pixels_on_600_frames(agent):
     obs = game.reset()
     generator = torch.Generator().manual_seed(3)
     counts = {"ball_drawn": 0, "ball_drawn_in_box": 0, "ball_box_without_pixels": 0,
-              "paddle_drawn": 0, "paddle_drawn_in_box": 0}
+              "paddle_drawn": 0, "paddle_drawn_in_box": 0, "paddle_fills_box": 0}
     frames = 600
     for _ in range(frames):
         info = game.step(int(agent.act(obs[None], generator=generator)[0]))
@@ -58,11 +58,30 @@ def test_ball_and_paddle_boxes_hold_their_pixels_on_600_frames(agent):
         (box,) = boxes["paddle"]
         counts["paddle_drawn"] += len(paddle) > 0
         counts["paddle_drawn_in_box"] += len(paddle) > 0 and inside(paddle, box).all()
+        counts["paddle_fills_box"] += box[3] > CORNER_X or (len(paddle) and paddle[:, 1].min() == box[1]
+                                                            and paddle[:, 1].max() == box[3] - 1)
     assert counts["ball_drawn"] > frames // 2, counts  # the test saw the ball in play most of the time
     assert counts["ball_drawn_in_box"] == counts["ball_drawn"], counts
     assert counts["ball_box_without_pixels"] == 0, counts
     assert counts["paddle_drawn"] > frames * 0.9, counts  # hidden only when it sits in the wall corner
-    assert counts["paddle_drawn_in_box"] == counts["paddle_drawn"], counts
+    assert counts["paddle_drawn_in_box"] == counts["paddle_drawn"] and counts["paddle_fills_box"] == frames, counts
+
+
+def test_the_paddle_box_narrows_with_the_paddle():
+    """After the ball breaks through to the top wall (RAM[97] bit 7) the paddle is drawn 12 px
+    wide, and so is its box."""
+    game = AtariGame("ALE/Breakout-v5", seed=0)
+    game.reset(5)
+    widths = []
+    for flag in (0, 128):
+        for _ in range(8):
+            game.ale.setRAM(97, flag)
+            game.ale.act(game.actions[0])
+        red = np.argwhere((game.render_rgb()[189:193, :CORNER_X] == RED).all(-1))
+        (box,) = bo.BreakoutDetector().boxes(game.ale.getRAM())["paddle"]
+        assert (red[:, 1].min(), red[:, 1].max() + 1) == (box[1], box[3])
+        widths.append(box[3] - box[1])
+    assert widths == [16, 12]
 
 
 def test_brick_bit_table_matches_the_emulator():
