@@ -38,14 +38,16 @@ def test_ball_and_paddle_boxes_hold_their_pixels_on_600_frames(agent):
     generator = torch.Generator().manual_seed(3)
     counts = {"ball_drawn": 0, "ball_drawn_in_box": 0, "ball_box_without_pixels": 0,
               "paddle_drawn": 0, "paddle_drawn_in_box": 0, "paddle_fills_box": 0}
-    frames = 600
+    frames, score = 600, 0.0
     for _ in range(frames):
         info = game.step(int(agent.act(obs[None], generator=generator)[0]))
         obs = game.observation()
+        score += info.reward
         if info.game_over:
-            obs = game.reset()
+            obs, score = game.reset(), 0.0
             continue
         rgb, ram = game.render_rgb(), game.ale.getRAM()
+        assert bo.score(ram) == score and int(ram[bo.LIVES]) == game.ale.lives()  # the HUD's numbers
         boxes = detector.boxes(ram)
         red = np.argwhere((rgb == RED).all(-1))
         ball = red[(red[:, 0] >= PLAY_ROWS.start) & (red[:, 0] < PLAY_ROWS.stop) & (red[:, 1] >= 8) & (red[:, 1] < 152)]
