@@ -137,6 +137,7 @@ def load_ground_truth(path: str | os.PathLike, count: int):
     from interpret_rl.objects import ground_truth_from_arrays
 
     try:
+        check_npz(Path(path))  # sizes checked before numpy allocates, as for the observations
         with np.load(path, allow_pickle=False) as data:
             return ground_truth_from_arrays(data, count, str(path))
     except (OSError, EOFError, zipfile.BadZipFile) as err:
