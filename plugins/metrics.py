@@ -183,7 +183,7 @@ class _Curve(Metric):
         s_obs, s_base = self._endpoints(scores)
         gap = s_obs - s_base
         if chance:  # how far the score moves when units go in random order: the same for every method
-            every = torch.cat([scores, *chance], dim=1)
+            every = torch.cat(chance, dim=1)  # never the method's own curve: then every method is judged alike
             swing, scale = (every.amax(1) - every.amin(1)).tolist(), "the score's range on random-order curves"
         else:
             swing, scale = torch.maximum(s_obs.abs(), s_base.abs()).tolist(), "the score"

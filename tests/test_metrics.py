@@ -172,6 +172,22 @@ def test_oracle_beats_random_at_chance_which_beats_reversed(ball_model, baseline
             assert results["oracle"].value < 0.05 and results["reversed"].value > 0.95
 
 
+def test_which_observations_are_undefined_does_not_depend_on_the_map():
+    """Ten features worth +1, ten worth -1 and one worth 0.6 (the whole gap). A map that removes the
+    +1s first swings the score by 10, far beyond what random orders reach; whether the
+    observation is defined must not depend on that, or methods would be scored on different
+    observations."""
+    agent = linear_agent(torch.tensor([1.0] * 10 + [-1.0] * 10 + [0.6]))
+    x = torch.ones(1, 21)
+    positives_first = torch.tensor([[1.0] * 10 + [-1.0] * 10 + [0.0]])
+    noise = torch.rand(1, 21, generator=torch.Generator().manual_seed(2))
+    for mode in ("deletion", "insertion"):
+        results = [score(mode, agent, m, x, baseline="zero") for m in (positives_first, noise)]
+        assert results[0].details["undefined"] == results[1].details["undefined"] == {}
+        curve = results[0].details["scores"][0]
+        assert max(curve) - min(curve) > 9  # the map's own curve swings ten times the gap
+
+
 def test_a_gap_tiny_next_to_the_random_order_swings_is_undefined():
     """Score 1 on the observation, 0.95 on the baseline, but removing random features swings it by
     10 either way: normalising by 0.05 would blow the curve up 20 times."""
