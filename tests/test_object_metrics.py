@@ -215,3 +215,24 @@ def test_a_plugin_adds_a_game_through_register_object_detectors(registered, brea
     result = build_metric("objects").evaluate(agent, build_method("saliency"), parse_target("value", agent),
                                               observations, explanation, ground_truth=pong)
     assert result.value == pytest.approx(1.0) and result.details["objects"]["screen"]["chance"] == 1.0
+
+
+@pytest.mark.slow
+def test_random_control_sits_at_chance_and_saliency_above_it_on_breakout_a2c():
+    """The bundled agent, 8 real states: the seeded-noise control puts the ball's and paddle's pixel
+    share of its mass on them (chance) and its peak rarely near them; gradient saliency beats both."""
+    from interpret_rl import registry
+    from interpret_rl.compare import compare
+
+    agent = registry.load_agent("breakout-a2c")
+    observations, truth = collect_with_ground_truth(agent, 8, seed=0, sample="start", warmup=100, stride=60)
+    result = compare(agent, ["random", "saliency"], targets=["action", "value"], observations=observations,
+                     ground_truth=truth, metrics=["objects", "pointing"])
+    for target in ("action", "value"):
+        noise = result.cell("random", target).metrics["objects"].details["objects"]
+        for name in ("ball", "paddle", "bricks", "hud"):
+            assert noise[name]["share"] == pytest.approx(noise[name]["chance"], rel=0.25), (target, name)
+        salient = result.cell("saliency", target).metrics["objects"].details["objects"]
+        assert salient["ball"]["share"] > 2 * salient["ball"]["chance"], target
+    assert result.metric_mean("random", "pointing") < result.metric_mean("saliency", "pointing")
+    assert result.metric_mean("random", "objects") < result.metric_mean("saliency", "objects")
