@@ -347,6 +347,7 @@ def main() -> None:
     cli(prog_name="interpret-rl")
 
 
-# The explanation commands (compare, methods, video) live in their own module; importing it adds
-# them to ``cli``. At the bottom because that module imports ``cli`` and the helpers above.
-from interpret_rl import cli_explain  # noqa: E402,F401
+# The explanation commands (compare, methods, video), `atlas` and the `prior` group live in their own
+# modules; importing them adds them to ``cli``. At the bottom because they import ``cli`` and the
+# helpers above.
+from interpret_rl import cli_atlas, cli_explain, cli_prior  # noqa: E402,F401

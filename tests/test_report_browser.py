@@ -45,14 +45,20 @@ def report(cnn_agent, atari_observations, tmp_path) -> Path:
     return write_report(result, tmp_path / "report")["html"]
 
 
-def test_every_image_decodes(report, tmp_path):
-    page = report.read_text()
+def images_in_browser(page: str, tmp_path: Path) -> tuple[int, int]:
+    """Open ``page`` (HTML text) in headless Chromium: ``(images, images that did not decode)``."""
     checked = tmp_path / "checked.html"
     checked.write_text(page.replace("</body>", IMAGE_CHECK + "</body>"))
-    run = chromium(tmp_path, "--virtual-time-budget=10000", "--dump-dom", checked.as_uri())
+    run = chromium(tmp_path, "--virtual-time-budget=20000", "--dump-dom", checked.as_uri())
     found = re.search(r'id="image-check">images=(\d+) broken=(\d+)<', run.stdout)
     assert found, f"the check did not run; chromium said: {run.stderr[-2000:]}"
     images, broken = map(int, found.groups())
+    return images, broken
+
+
+def test_every_image_decodes(report, tmp_path):
+    page = report.read_text()
+    images, broken = images_in_browser(page, tmp_path)
     assert images == page.count("<img ") and images >= 2 * 2 * 3  # rows x columns, plus colour bars
     assert broken == 0
 
