@@ -30,13 +30,14 @@ def refresh_curve(model_dir: Path) -> None:
         registry.update_meta(model_dir, files={**meta["files"], png.name: sha256_file(png)})
 
 
-def replace_with_export(model_dir: Path, dest: Path, with_optimizer: bool) -> None:
-    """Export into a sibling temp folder, carry dest's README.md over, then swap folders."""
+def replace_folder(dest: Path, fill) -> None:
+    """``fill(staging)`` writes the new copy into a sibling temp folder; dest's README.md is carried
+    over, then the folders are swapped, so dest is never half written."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
     staging.chmod(0o755)  # mkdtemp makes it private; the bundled folder ships in the package
     try:
-        registry.export_model(model_dir, staging, with_optimizer=with_optimizer)
+        fill(staging)
         if (dest / "README.md").is_file():
             shutil.copy2(dest / "README.md", staging / "README.md")
         old = dest.with_name(f".{dest.name}.old")
@@ -46,6 +47,11 @@ def replace_with_export(model_dir: Path, dest: Path, with_optimizer: bool) -> No
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def replace_with_export(model_dir: Path, dest: Path, with_optimizer: bool) -> None:
+    """Export into a sibling temp folder, carry dest's README.md over, then swap folders."""
+    replace_folder(dest, lambda staging: registry.export_model(model_dir, staging, with_optimizer=with_optimizer))
 
 
 def main() -> None:

@@ -101,7 +101,7 @@ def _positive(ctx, param, value):
 
 
 @cli.command()
-@click.option("--algo", type=click.Choice(["a2c", "ppo", "pqn"]), default="a2c", show_default=True,
+@click.option("--algo", type=click.Choice(["a2c", "ppo", "pqn", "dqn"]), default="a2c", show_default=True,
               help="Training algorithm (a Q-learner's agent acts greedily on its Q-values).")
 @click.option("--env", "env_id", default=None, help="Environment id, e.g. CartPole-v1 or ALE/Breakout-v5.")
 @click.option("--preset", type=click.Choice(["cartpole", "breakout", "paper"]), default=None,
@@ -129,11 +129,11 @@ def _positive(ctx, param, value):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(algo, env_id, preset, steps, name, seed, device, num_envs, n_steps, lr, architecture, target_return,
           torch_threads, tensorboard, keep_checkpoints, checkpoint_every, eval_episodes, force, resume, quiet):
-    """Train an agent (A2C, PPO or PQN) and save it in the registry."""
+    """Train an agent (A2C, PPO, PQN or DQN) and save it in the registry."""
     from interpret_rl.rollout import algorithm_module
 
     if resume:
-        return _resume(resume, steps, device, tensorboard, eval_episodes, quiet)
+        return _resume(resume, steps, device, tensorboard, eval_episodes, quiet, torch_threads)
     algorithm = algorithm_module(algo)
     preset = preset or _default_preset(env_id or "CartPole-v1")
     if preset not in algorithm.PRESETS:
@@ -180,7 +180,7 @@ def _training_outcomes(name: str):
         raise click.ClickException(f"{err} (model {name!r})") from None
 
 
-def _resume(name, steps, device, tensorboard, eval_episodes, quiet):
+def _resume(name, steps, device, tensorboard, eval_episodes, quiet, torch_threads=None):
     from interpret_rl.rollout import algorithm_module, config_from_meta
 
     out_dir = registry.resolve(name)
@@ -193,7 +193,8 @@ def _resume(name, steps, device, tensorboard, eval_episodes, quiet):
     if not isinstance(saved, dict):
         raise UserError(f"--resume {name}: {out_dir / registry.META} records no training config")
     algorithm = algorithm_module(agent.meta.get("algo", "a2c"))  # models from before PPO are A2C
-    config = config_from_meta(algorithm.CONFIG, saved, device=device, **({"total_steps": steps} if steps else {}))
+    overrides = {"device": device, "total_steps": steps, "torch_threads": torch_threads}
+    config = config_from_meta(algorithm.CONFIG, saved, **{k: v for k, v in overrides.items() if v is not None})
     if agent.steps_trained >= config.total_steps:
         raise UserError(f"--resume {name}: already trained {agent.steps_trained:,} of {config.total_steps:,} "
                         f"steps; pass a larger --steps")

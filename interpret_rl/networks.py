@@ -173,15 +173,18 @@ class MLPQNetwork(QNetwork):
     :param obs_dim: length of the observation vector.
     :param n_actions: number of discrete actions.
     :param hidden: widths of the hidden layers.
+    :param layer_norm: False gives the plain MLP of DQN (its target network and replay buffer do
+        the stabilising instead).
     """
 
-    def __init__(self, obs_dim: int, n_actions: int, hidden: Sequence[int] = (256, 256)):
+    def __init__(self, obs_dim: int, n_actions: int, hidden: Sequence[int] = (256, 256), layer_norm: bool = True):
         super().__init__()
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         width = obs_dim
         for i, out in enumerate(hidden, start=1):
             layers[f"fc{i}"] = nn.Linear(width, out)
-            layers[f"norm{i}"] = nn.LayerNorm(out)
+            if layer_norm:
+                layers[f"norm{i}"] = nn.LayerNorm(out)
             layers[f"act{i}"] = nn.ReLU()
             width = out
         self.trunk = nn.Sequential(layers)

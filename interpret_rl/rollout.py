@@ -37,7 +37,7 @@ from interpret_rl.envs import default_env_settings, is_atari, make_vector_env
 from interpret_rl.interrupts import TrainingInterrupted, stop_on_signals
 from interpret_rl.training_log import TrainingLog, next_multiple
 
-ALGORITHMS = ("a2c", "ppo", "pqn")
+ALGORITHMS = ("a2c", "ppo", "pqn", "dqn")
 """Training algorithms; each is a module ``interpret_rl.<name>`` with ``CONFIG`` (its config class),
 ``PRESETS``, ``config_from_preset`` and ``train``."""
 

@@ -1,0 +1,179 @@
+"""Deep Q-network (DQN, Mnih et al. 2015) with Double DQN targets, for small problems; read top
+to bottom.
+
+The shared rollout of ``rollout.py`` collects ``n_steps`` epsilon-greedy steps per environment;
+the transitions go into a replay buffer; then ``gradient_steps`` minibatches are drawn from it,
+each a Huber-loss step of Q(s, a) towards ``r + gamma (1 - done) Q_target(s', argmax_a Q(s', a))``.
+The target network is a copy of the online one, refreshed at the start of an update once
+``target_update_steps`` environment steps have passed since the last refresh. Settings follow
+rl-zoo's CartPole-v1 DQN. The replay buffer is not part of a checkpoint: a resumed run refills it.
+
+For Breakout on 2 CPU cores use PQN (``pqn.py``): a DQN step costs 5-7x an A2C step there and a
+100k-frame buffer is about 5.6 GB.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from interpret_rl import rollout
+from interpret_rl.agent import Agent
+from interpret_rl.pqn import PQN
+from interpret_rl.rollout import TrainResult
+
+
+@dataclass
+class DQNConfig(rollout.TrainingConfig):
+    """Everything that defines a DQN run (the shared fields are documented on
+    ``rollout.TrainingConfig``); saved into the model's meta.json. Adam is the optimizer."""
+
+    algo = "dqn"
+    extra_log_columns = ("epsilon", "q_mean")
+
+    num_envs: int = 1
+    n_steps: int = 256
+    """Steps per environment between updates (SB3's ``train_freq``)."""
+    lr: float = 2.3e-3
+    max_grad_norm: float = 10.0
+    buffer_size: int = 100_000
+    """Transitions kept in the replay buffer (the oldest are overwritten)."""
+    learning_starts: int = 1_000
+    """Environment steps before the first update."""
+    batch_size: int = 64
+    """Transitions per gradient step."""
+    gradient_steps: int = 128
+    """Gradient steps per update."""
+    target_update_steps: int = 10
+    """Environment steps between refreshes of the target network."""
+    double_q: bool = True
+    """Pick the next action with the online network, value it with the target network."""
+    epsilon_start: float = 1.0
+    """Exploration rate at the start."""
+    epsilon_end: float = 0.04
+    """Exploration rate after ``exploration_fraction`` of ``total_steps``."""
+    exploration_fraction: float = 0.16
+    """Share of ``total_steps`` over which epsilon falls linearly from start to end."""
+
+    def checks(self) -> dict[str, bool]:
+        return {**super().checks(), "buffer_size": self.buffer_size > 0, "batch_size": self.batch_size > 0,
+                "gradient_steps": self.gradient_steps > 0, "learning_starts": self.learning_starts >= 0,
+                "target_update_steps": self.target_update_steps > 0,
+                "epsilon_start": 0.0 <= self.epsilon_start <= 1.0, "epsilon_end": 0.0 <= self.epsilon_end <= 1.0,
+                "exploration_fraction": 0.0 < self.exploration_fraction <= 1.0}
+
+    def epsilon(self, steps: int) -> float:
+        """Linear from ``epsilon_start`` to ``epsilon_end`` over ``exploration_fraction * total_steps``."""
+        done = min(1.0, steps / (self.exploration_fraction * self.total_steps))
+        return self.epsilon_start + done * (self.epsilon_end - self.epsilon_start)
+
+
+CONFIG = DQNConfig
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # rl-zoo CartPole-v1 DQN: one env, train_freq 256, 128 gradient steps of 64, buffer 100k,
+    # learning starts 1000, target update 10, lr 2.3e-3, epsilon 1 -> 0.04 over 16% of 50k steps,
+    # an MLP 256 x 256 without LayerNorm.
+    "cartpole": dict(env_id="CartPole-v1", num_envs=1, n_steps=256, lr=2.3e-3, gamma=0.99, batch_size=64,
+                     buffer_size=100_000, learning_starts=1_000, gradient_steps=128, target_update_steps=10,
+                     epsilon_start=1.0, epsilon_end=0.04, exploration_fraction=0.16, total_steps=50_000,
+                     max_grad_norm=10.0, log_every_steps=2_048,
+                     architecture_args={"hidden": [256, 256], "layer_norm": False}),
+}
+
+
+def config_from_preset(preset: str | None, **overrides: Any) -> DQNConfig:
+    """``DQNConfig`` from a named preset, then ``overrides`` (``None`` values are ignored)."""
+    return rollout.config_from_preset(DQNConfig, PRESETS, preset, **overrides)
+
+
+def double_q_targets(rewards: torch.Tensor, dones: torch.Tensor, next_q_online: torch.Tensor,
+                     next_q_target: torch.Tensor, gamma: float, double_q: bool = True) -> torch.Tensor:
+    """``r + gamma (1 - done) Q_target(s', a')`` with ``a' = argmax Q_online(s')`` (Double DQN,
+    van Hasselt et al. 2016) or ``a' = argmax Q_target(s')`` (the original DQN)."""
+    chooser = next_q_online if double_q else next_q_target
+    best = next_q_target.gather(1, chooser.argmax(-1, keepdim=True)).squeeze(1)
+    return rewards + gamma * (1.0 - dones) * best
+
+
+class ReplayBuffer:
+    """A ring of transitions (obs, action, reward, done, next obs); frames stay uint8."""
+
+    def __init__(self, capacity: int, obs_shape, obs_dtype, device):
+        self.capacity, self.size, self.position = capacity, 0, 0
+        self.obs = torch.zeros((capacity, *obs_shape), dtype=obs_dtype, device=device)
+        self.next_obs = torch.zeros_like(self.obs)
+        self.actions = torch.zeros(capacity, dtype=torch.long, device=device)
+        self.rewards = torch.zeros(capacity, device=device)
+        self.dones = torch.zeros(capacity, device=device)
+
+    def add(self, obs, actions, rewards, dones, next_obs) -> None:
+        idx = (self.position + torch.arange(len(actions), device=actions.device)) % self.capacity
+        self.obs[idx], self.actions[idx], self.rewards[idx], self.dones[idx] = obs, actions, rewards, dones
+        self.next_obs[idx] = next_obs
+        self.position = (self.position + len(actions)) % self.capacity
+        self.size = min(self.size + len(actions), self.capacity)
+
+    def sample(self, n: int, generator: torch.Generator):
+        idx = torch.randint(0, self.size, (n,), generator=generator, device=self.actions.device)
+        return self.obs[idx], self.actions[idx], self.rewards[idx], self.dones[idx], self.next_obs[idx]
+
+
+class DQN:
+    """DQN's part of the training loop: epsilon-greedy acting, replayed Double DQN steps."""
+
+    def __init__(self, config: DQNConfig):
+        self.config = config
+        self.buffer: ReplayBuffer | None = None
+        self.target: torch.nn.Module | None = None
+        self.last_sync = -config.target_update_steps
+
+    def make_optimizer(self, params) -> torch.optim.Optimizer:
+        return torch.optim.Adam(params, lr=self.config.lr, eps=self.config.optimizer_eps)
+
+    act = PQN.act  # epsilon-greedy over the Q-values, with this config's epsilon schedule
+
+    def update(self, learner: rollout.Learner, batch: rollout.Batch, progress: float,
+               generator: torch.Generator) -> dict[str, float]:
+        config, network = self.config, learner.network
+        obs = batch.flat("obs")
+        if self.buffer is None:
+            self.buffer = ReplayBuffer(config.buffer_size, obs.shape[1:], obs.dtype, obs.device)
+        # The observation after step t: the rollout's next row, or the one after the rollout.
+        next_obs = torch.cat([batch.obs[1:], batch.next_obs[None]]).reshape(obs.shape)
+        chosen = batch.flat("mask")  # forced steps (item 2 / 8) never enter the buffer
+        self.buffer.add(obs[chosen], batch.flat("actions")[chosen], batch.flat("rewards")[chosen],
+                        batch.flat("dones")[chosen], next_obs[chosen])
+        stats = {"epsilon": config.epsilon(learner.steps)}
+        if learner.steps < config.learning_starts:
+            return stats
+        if self.target is None or learner.steps - self.last_sync >= config.target_update_steps:
+            self.target = copy.deepcopy(network).requires_grad_(False)
+            self.last_sync = learner.steps
+        totals = {"value_loss": 0.0, "grad_norm": 0.0, "q_mean": 0.0}
+        for _ in range(config.gradient_steps):
+            b_obs, b_actions, b_rewards, b_dones, b_next = self.buffer.sample(config.batch_size, generator)
+            with torch.no_grad():
+                targets = double_q_targets(b_rewards, b_dones, network(b_next)[0], self.target(b_next)[0],
+                                           config.gamma, config.double_q)
+            q_taken = network(b_obs)[0].gather(1, b_actions[:, None]).squeeze(1)
+            loss = F.smooth_l1_loss(q_taken, targets)  # Huber
+            totals["grad_norm"] += learner.step(loss)
+            totals["value_loss"] += float(loss.detach())
+            totals["q_mean"] += float(q_taken.detach().mean())
+        stats.update({key: value / config.gradient_steps for key, value in totals.items()})
+        return stats
+
+
+def train(config: DQNConfig, *, out_dir: str | Path | None = None, progress: bool = False,
+          tensorboard: bool = False, agent: Agent | None = None, resume: bool = False,
+          on_update: Callable[[int, dict], None] | None = None) -> TrainResult:
+    """Train a DQN agent; the arguments are those of ``a2c.train``."""
+    return rollout.run(config, DQN(config), out_dir=out_dir, progress=progress, tensorboard=tensorboard,
+                       agent=agent, resume=resume, on_update=on_update)
