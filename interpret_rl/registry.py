@@ -90,6 +90,10 @@ class SpaceMismatchError(ModelLoadError):
     """The checkpoint's observation or action space does not match the environment."""
 
 
+class HashMismatchError(ModelLoadError):
+    """A file whose sha256 differs from meta.json's record (changed, corrupt, or just replaced)."""
+
+
 class ReadOnlyModelError(ModelLoadError):
     """A write aimed at a bundled model (part of the installed package)."""
 
@@ -237,7 +241,9 @@ def _read_verified(path: Path, filename: str, meta: dict) -> bytes:
     expected = meta["files"].get(filename)
     if not isinstance(expected, str):
         raise ModelLoadError(f"{file_path}: meta.json records no sha256 for {filename}")
-    for candidate in (file_path, pending_path(path, filename, expected)):  # see atomic.commit_files
+    # The committed pending file (see atomic.commit_files), then the file again in case a writer
+    # has just moved the pending file to its name.
+    for candidate in (file_path, pending_path(path, filename, expected), file_path):
         try:
             data = read_regular_file(candidate, MAX_TENSOR_FILE_BYTES)
         except FileNotFoundError:
@@ -250,7 +256,22 @@ def _read_verified(path: Path, filename: str, meta: dict) -> bytes:
             return data
     if not file_path.exists():
         raise ModelLoadError(f"{file_path}: cannot read (No such file or directory)")
-    raise ModelLoadError(f"{file_path}: sha256 does not match meta.json (file changed or corrupt)")
+    raise HashMismatchError(f"{file_path}: sha256 does not match meta.json (file changed or corrupt)")
+
+
+def _read_committed(path: Path, filename: str, meta: dict) -> tuple[dict, bytes]:
+    """(meta, file bytes) of one commit. A writer that commits between our reading meta.json and
+    the file (a training run checkpointing while we load) replaced what meta.json described: then
+    meta.json is read again; an unchanged meta.json means the file itself is bad."""
+    for _ in range(3):
+        try:
+            return meta, _read_verified(path, filename, meta)
+        except HashMismatchError:
+            fresh = read_meta(path)
+            if fresh == meta:
+                raise
+            meta = fresh
+    return meta, _read_verified(path, filename, meta)
 
 
 def _load_tensors(file_path: Path, data: bytes) -> dict[str, torch.Tensor]:
@@ -302,8 +323,9 @@ def load_agent(name_or_path: str | os.PathLike, device: str | torch.device = "cp
     if check_env:
         check_env_matches(meta, where=str(path))
     filename = f"checkpoints/{snapshot}" if snapshot else WEIGHTS
+    meta, data = _read_committed(path, filename, meta)
     steps_trained = snapshot_step(snapshot) if snapshot else meta["steps_trained"]
-    state = _load_tensors(path / filename, _read_verified(path, filename, meta))
+    state = _load_tensors(path / filename, data)
     _check_network_size(path, meta, state)
     network = _build(path, meta)
     try:

@@ -146,3 +146,24 @@ def test_a_full_disk_at_any_write_keeps_the_previous_checkpoint_and_the_next_sav
         assert _same(_state_of(path), _state_of_fresh(tmp_path, new_agent, new_optimizer, False))
         assert _leftovers(path) == []
     assert at == count["n"] and at >= 6
+
+
+def test_a_reader_racing_a_writer_loads_the_newest_commit(tmp_path, monkeypatch):
+    """A training run checkpoints between the reader's reading meta.json and reading the weights."""
+    old_agent, old_optimizer = _trained(0)
+    new_agent, new_optimizer = _trained(1)
+    path = tmp_path / "raced"
+    registry.save_agent(old_agent, path, optimizer=old_optimizer)
+    read_file = registry._read_verified
+    commits = []
+
+    def writer_commits_first(*args):
+        if not commits:
+            commits.append(registry.save_agent(new_agent, path, optimizer=new_optimizer))
+        return read_file(*args)
+
+    monkeypatch.setattr(registry, "_read_verified", writer_commits_first)
+    loaded = registry.load_agent(path, check_env=False)
+    assert commits and loaded.steps_trained == new_agent.steps_trained
+    expected = new_agent.network.state_dict()
+    assert all(torch.equal(v, expected[k]) for k, v in loaded.network.state_dict().items())
