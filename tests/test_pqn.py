@@ -115,6 +115,7 @@ def test_presets_pin_cleanrl_pqn_atari_settings():
 
 @pytest.mark.slow
 def test_pqn_learns_cartpole_within_a_small_budget():
-    """Random play scores about 22; see the numbers measured in the assertion's comment."""
-    result = train(config_from_preset("cartpole", total_steps=30_000, seed=1, log_every_steps=10**9))
+    """Random play scores about 22; at 40,960 steps seeds 0-2 scored 131, 132 and 139 here
+    (the 100-episode mean of epsilon-greedy training play)."""
+    result = train(config_from_preset("cartpole", total_steps=40_000, seed=1, log_every_steps=10**9))
     assert result.mean_return > 100, result.mean_return
