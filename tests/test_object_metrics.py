@@ -105,10 +105,11 @@ def test_interventions_move_their_object(breakout):
 
 
 def test_interventions_metric_oracle_beats_reversed(breakout):
-    """A map whose mass per object follows the measured effects ranks perfectly (rho = 1); the
-    reversed ranking scores -1; a random map sits in between."""
+    """A map whose density on each object follows the measured effects ranks perfectly (rho = 1,
+    up to ties among the effects); the reversed ranking scores -1; a random map sits in between."""
     agent, observations, truth = breakout
-    first = score("interventions", breakout, np.ones(observations.shape))
+    noise = score("interventions", breakout, np.random.default_rng(1).random(observations.shape))
+    first = noise  # the effects do not depend on the map
     masks = truth.masks()
     oracle = np.zeros(observations.shape, np.float32)
     reversed_ = np.zeros(observations.shape, np.float32)
@@ -117,15 +118,15 @@ def test_interventions_metric_oracle_beats_reversed(breakout):
         objects = [e["object"] for e in effects]
         for rank, k in enumerate(order):  # mass on the pixels no other scored object shares (rows touch)
             mask = masks[objects[k]][i] & ~np.logical_or.reduce([masks[o][i] for o in objects if o != objects[k]])
-            oracle[i][mask] = (rank + 1) / mask.sum()
-            reversed_[i][mask] = (len(order) - rank) / mask.sum()
+            oracle[i][mask] = rank + 1
+            reversed_[i][mask] = len(order) - rank
     best = score("interventions", breakout, oracle)
     worst = score("interventions", breakout, reversed_)
-    noise = score("interventions", breakout, np.random.default_rng(1).random(observations.shape))
-    assert best.value == pytest.approx(1.0, abs=0.02) and worst.value == pytest.approx(-1.0, abs=0.02)  # ties
+    assert best.value == pytest.approx(1.0, abs=0.02) and worst.value == pytest.approx(-1.0, abs=0.02)
     assert worst.value < noise.value < best.value
     effect = first.details["effects"][0][0]
-    assert {"object", "intervention", "effect", "mass", "value_change", "logit_change", "changed_pixels"} <= set(effect)
+    assert {"object", "intervention", "effect", "mass_share", "density_vs_chance", "value_change", "logit_change",
+            "changed_pixels"} <= set(effect)
 
 
 def test_rank_correlations_on_known_cases():
@@ -220,14 +221,15 @@ def test_a_plugin_adds_a_game_through_register_object_detectors(registered, brea
 @pytest.mark.slow
 def test_random_control_sits_at_chance_and_saliency_above_it_on_breakout_a2c():
     """The bundled agent, 8 real states: the seeded-noise control puts the ball's and paddle's pixel
-    share of its mass on them (chance) and its peak rarely near them; gradient saliency beats both."""
+    share of its mass on them (chance), its peak rarely near them and its density on objects does not
+    rank them by intervention effect (interval around 0); gradient saliency beats it on the first two."""
     from interpret_rl import registry
     from interpret_rl.compare import compare
 
     agent = registry.load_agent("breakout-a2c")
     observations, truth = collect_with_ground_truth(agent, 8, seed=0, sample="start", warmup=100, stride=60)
     result = compare(agent, ["random", "saliency"], targets=["action", "value"], observations=observations,
-                     ground_truth=truth, metrics=["objects", "pointing"])
+                     ground_truth=truth, metrics=["objects", "pointing", "interventions"])
     for target in ("action", "value"):
         noise = result.cell("random", target).metrics["objects"].details["objects"]
         for name in ("ball", "paddle", "bricks", "hud"):
@@ -236,3 +238,6 @@ def test_random_control_sits_at_chance_and_saliency_above_it_on_breakout_a2c():
         assert salient["ball"]["share"] > 2 * salient["ball"]["chance"], target
     assert result.metric_mean("random", "pointing") < result.metric_mean("saliency", "pointing")
     assert result.metric_mean("random", "objects") < result.metric_mean("saliency", "objects")
+    for target in ("action", "value"):  # noise covers every object equally densely: no rank agreement
+        low, high = result.cell("random", target).metrics["interventions"].interval
+        assert low < 0 < high, (target, low, high)
