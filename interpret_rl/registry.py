@@ -52,6 +52,7 @@ SNAPSHOT_PATTERN = re.compile(r"step_(\d+)\.safetensors")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # Files a save writes; their leftover temporary files are removed by the next save.
 MANAGED_FILES = (WEIGHTS, OPTIMIZER, META, "step_", "training_curve.png")
+WRITER_LOCK = ".writer.lock"
 # Read limits, checked before a byte is read: the largest bundled file is a few MB.
 MAX_META_BYTES = 16 << 20
 MAX_TENSOR_FILE_BYTES = 2 << 30
@@ -147,11 +148,12 @@ def refuse_bundled(path: str | os.PathLike) -> None:
 def writer_lock(path: str | os.PathLike):
     """Be the only process writing the model folder ``path`` for the block (train, resume,
     ``evaluate --save``): a second writer gets ``ModelBusyError`` at once, before doing any work.
-    The lock file sits beside the folder (``.<name>.lock``), so it works before the folder exists."""
+    The lock file is ``.writer.lock`` inside the folder (created with it): nothing is left beside a
+    model given as a path. No code removes a model folder while it is locked."""
     path = Path(path)
     refuse_bundled(path)
     try:
-        with exclusive_lock(path.parent / f".{path.name}.lock", f"model {path.name!r} ({path})"):
+        with exclusive_lock(path / WRITER_LOCK, f"model {path.name!r} ({path})"):
             yield path
     except BusyError as err:
         raise ModelBusyError(str(err)) from None

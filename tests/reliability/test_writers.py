@@ -25,7 +25,7 @@ def bundled_untouched():
     before = _bundled_bytes()
     yield
     assert _bundled_bytes() == before
-    assert not list(registry.BUNDLED_DIR.glob(".*.lock"))
+    assert not list(registry.BUNDLED_DIR.rglob("*.lock"))
 
 
 @pytest.mark.parametrize("spelling", ["symlink outside", "symlink in the registry", "./ inside the package"])
