@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from interpret_rl.agent import Agent
+from interpret_rl.atomic import atomic_output
 from interpret_rl.envs import make_vector_env
 
 
@@ -104,10 +105,11 @@ def write_video(frames: list[np.ndarray], path: str | Path, fps: int = 30, scale
     if path.suffix.lower() not in (".gif", ".mp4"):
         raise ValueError(f"video file must end in .gif or .mp4, not {path.suffix or path.name!r}")
     big = [np.kron(f, np.ones((scale, scale), dtype=np.uint8)) if f.ndim == 2 else f for f in frames]
-    if path.suffix.lower() == ".gif":
-        imageio.mimsave(path, big, duration=1000 / fps, loop=0)
-    else:
-        with imageio.get_writer(path, fps=fps, codec="libx264", macro_block_size=1) as writer:
-            for frame in big:
-                writer.append_data(frame)
+    with atomic_output(path) as partial:  # a full disk never leaves a truncated video
+        if path.suffix.lower() == ".gif":
+            imageio.mimsave(partial, big, duration=1000 / fps, loop=0)
+        else:
+            with imageio.get_writer(partial, fps=fps, codec="libx264", macro_block_size=1) as writer:
+                for frame in big:
+                    writer.append_data(frame)
     return path
