@@ -3,8 +3,10 @@ a state the game could show?
 
 * Target against the real range: the target's maximum and 99th percentile over real states, the
   synthetic value as a multiple of that maximum, and an "out of distribution" flag when it is over
-  ``OUT_OF_DISTRIBUTION`` (10) times the real maximum. Where the real maximum is not positive a
-  multiple means nothing, so the flag then compares excesses over the real median instead.
+  ``OUT_OF_DISTRIBUTION`` (10) times the real maximum. Where the real maximum is not positive (the
+  mean of a pre-ReLU channel) a multiple means nothing, so the flag then compares excesses over the
+  real median instead; that ratio (``times_real_spread``: 1 = as far above the median as the best
+  real state) is given for every target.
 * Realism: the L2 distance to the nearest real state, divided by the typical distance between real
   states (the median over real states of the distance to their nearest other real state). A number
   near 1 means "as close to the pool as real states are to each other". To read it, the same ratio
@@ -99,16 +101,18 @@ def target_numbers(activations: list[float], real_scores: torch.Tensor) -> dict:
     scores = real_scores.detach().double().cpu()
     real_max, median = float(scores.max()), _quantile(scores, 0.5)
     times, flags = [], []
+    spread = real_max - median
+    above = [(value - median) / spread if spread > 0 else None for value in activations]
     for value in activations:
         if real_max > 0:
             times.append(value / real_max)
             flags.append(value > OUT_OF_DISTRIBUTION * real_max)
         else:
             times.append(None)
-            span = real_max - median
-            flags.append(span > 0 and value - median > OUT_OF_DISTRIBUTION * span)
+            flags.append(spread > 0 and value - median > OUT_OF_DISTRIBUTION * spread)
     return {"max_real_activation": real_max, "p99_real_activation": _quantile(scores, 0.99),
-            "median_real_activation": median, "times_real_max": times, "out_of_distribution": flags}
+            "median_real_activation": median, "times_real_max": times, "times_real_spread": above,
+            "out_of_distribution": flags}
 
 
 def finite_or_none(values: torch.Tensor) -> list:

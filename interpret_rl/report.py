@@ -47,6 +47,8 @@ from interpret_rl.observations import save_observations
 from interpret_rl.report_metrics import CSS as METRICS_CSS
 from interpret_rl.report_metrics import render_metrics_section
 from interpret_rl.report_objects import render_ground_truth_section
+from interpret_rl.report_synthesis import CSS as SYNTHESIS_CSS
+from interpret_rl.report_synthesis import honest_lines, render_synthesis_section
 
 CMAP = colormaps["RdBu_r"]  # signed maps: −max … max, white at 0
 # absolute maps (no value below 0): 0 … max. Not one that starts at black (inferno, magma): Atari
@@ -209,20 +211,16 @@ class CellRenderer:
         return self.synthesis_cell(cell, values, i)
 
     def synthesis_cell(self, cell, values: np.ndarray, i: int) -> RenderedCell:
+        """Synthetic image ``i`` with its honest numbers (report_synthesis.honest_lines); rows past the
+        last image point to the section that shows the dataset examples."""
         extras = cell.explanation.extras
-        examples = extras.get("dataset_examples", [])
-        listed = ", ".join(f"obs {e}" for e in examples) or "none"
         if i < len(values):
-            activation = extras.get("activation", [None] * len(values))
-            text = f"optimised input {i}"
-            if i < len(activation) and activation[i] is not None:
-                text += f": target {activation[i]:.3g}"
-            if extras.get("max_real_activation") is not None:
-                text += f" (best real {extras['max_real_activation']:.3g})"
-            return RenderedCell(self.observation(values[i]), f"{text}; dataset examples: {listed}")
-        rank = f"ranks {examples.index(i) + 1} among" if i in examples else "is not among"
-        return RenderedCell(None, f"obs {i} {rank} the real observations exciting this target most "
-                                  f"(dataset examples: {listed})")
+            text = "; ".join(line for line, _ in honest_lines(extras, i)) or "optimised input"
+            flagged = any(warn for _, warn in honest_lines(extras, i))
+            return RenderedCell(self.observation(values[i]), f"optimised input {i}: {text}", error=flagged)
+        examples = extras.get("dataset_examples", [])
+        return RenderedCell(None, f"the {len(examples)} real states exciting this target most are shown in "
+                                  f"'Synthetic images' below the grid" if examples else "no dataset examples")
 
 
 def _colourbar_png(signed: bool = True) -> bytes:
@@ -336,7 +334,8 @@ def render_html(result: ComparisonResult, rows: list[tuple], is_image: bool) -> 
             klass = " class='error'" if rendered.error else ""
             out.append(f"<td><figure>{image}<figcaption{klass}>{esc(rendered.caption)}</figcaption></figure></td>")
         out.append("</tr>")
-    out.append("</table></div><p>Also written: grid.png (the same grid as one image), results.json (per method and "
+    out.append("</table></div>" + render_synthesis_section(result, CellRenderer(result)))
+    out.append("<p>Also written: grid.png (the same grid as one image), results.json (per method and "
                "target: seconds, statistics and metrics), observations.npz (rerun with --observations).</p>"
                "</body></html>")
     return "\n".join(out)
@@ -355,7 +354,7 @@ figure.bar img{width:260px}figure.bar figcaption{font-weight:normal;font-size:10
 table.metrics td{text-align:right;white-space:nowrap}td.na{color:#888;cursor:help}.rank{color:#555;font-size:11px}
 .badge{font-size:11px;padding:0 4px;border-radius:3px;color:white}.badge.pass{background:#2e7d32}
 .badge.fail{background:#b22222}img.curve{width:234px;image-rendering:auto}
-""" + METRICS_CSS
+""" + SYNTHESIS_CSS + METRICS_CSS
 
 
 def _json_safe(value):

@@ -54,6 +54,7 @@ from interpret_rl.targets import (
 
 MONOTONE_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.Tanh, nn.Sigmoid, nn.Softplus)
 PRE_ACTIVATION_WEIGHT = 0.1
+MONITOR_EVERY = 8  # prior path: steps between realism checks of the frames (each costs ~ one step)
 START_MARGIN = 0.02  # a black pixel starts at sigmoid(-3.9): near 0, yet with gradient left
 
 
@@ -151,10 +152,23 @@ class Optim(Method):
         prior: Literal["auto", "none"] = "auto"
         """Frames: optimise the latent code of the agent's learned prior (``interpret-rl prior train``)
         where one exists (``auto``), so the frame stays one the game could show; ``none``: the pixels."""
-        prior_weight: float = 0.1
+        prior_weight: float = 0.0
         """Prior path: weight of ``|z|^2 / 2`` (the prior's log-density) against the target, whose score
-        counts in units of its real spread (best real minus median real). Higher: more typical frames,
-        lower activation."""
+        counts in units of its real spread (best real minus median real). Measured on breakout-a2c
+        (benchmarks/README.md): 0.1 and 0.3 pulled the codes towards the mean code, whose frame is a
+        blurred average and no real state, and the targets below the best real state; realism is
+        kept by ``realism`` instead."""
+        realism: float = 0.9
+        """Prior path: keep, per image, the highest-scoring frame met along the way whose nearest-real
+        ratio is at most this quantile of the held-out real states' ratios (needs ``pool`` > 0; 0: keep
+        the last frame, however far from the real states)."""
+        ceiling: float = 3.0
+        """Prior path: frames whose target exceeds this multiple of the best real state (where that is not
+        positive: of its excess over the real median) are not kept; activations far outside the real range
+        describe inputs the agent never meets (0: no ceiling)."""
+        keep_detail: bool = True
+        """Prior path: add back what the prior cannot draw of the starting real state (its reconstruction
+        error: the ball, sharp edges), so the first frame is that real state and the decoder edits it."""
         widen: float = 0.1
         """Vectors: unbounded features may go this fraction of the real range beyond it."""
         start: Literal["real", "gray"] = "real"
@@ -187,7 +201,7 @@ class Optim(Method):
         low, high = observation_bounds(agent, real, opts.widen)
         with torch.enable_grad():
             if prior is not None and opts.prior == "auto":
-                synthetic = self._latent(agent, rows, prior, reference.states, real_scores)
+                synthetic = self._latent(agent, rows, prior, reference, real_scores, low, high)
             elif real.dim() == 4:
                 synthetic = self._images(agent, rows, low, high, real.mean(0) if opts.start == "real" else None)
             else:
@@ -221,17 +235,19 @@ class Optim(Method):
         return Target(spec=f"action:{agent.action_meanings[action]}", kind="action", action=action)
 
     def _ascend(self, agent, targets: Sequence[Target], params: list[torch.Tensor], make_input,
-                penalty=None) -> None:
+                penalty=None, monitor=None) -> None:
         """Adam on ``params`` to maximise each target on its row of ``make_input()`` (minus ``penalty()``
-        when given). Gradients go to ``params`` only (``autograd.grad``), so the network's ``.grad``
-        stays untouched."""
+        when given; ``monitor()`` is called every ``MONITOR_EVERY`` steps). Gradients go to ``params``
+        only (``autograd.grad``), so the network's ``.grad`` stays untouched."""
         optimizer = torch.optim.Adam(params, lr=self.options.lr)
         pres = [pre_activation(agent, t) for t in targets]
         helpers = [i for i, pre in enumerate(pres) if pre]
         pre_layers = sorted({pres[i].layer for i in helpers})
         groups = self._diversity_groups(agent, targets)
         layers = sorted({*pre_layers, *(layer for layer, _ in groups if layer)})
-        for _ in range(self.options.steps):
+        for step in range(self.options.steps):
+            if monitor is not None and step % MONITOR_EVERY == 0:
+                monitor()
             inputs = make_input()
             # one forward pass gives the targets and the layers the extra terms read
             scores, outputs = paired_scores_and_layers(agent, targets, inputs, layers=layers)
@@ -305,23 +321,54 @@ class Optim(Method):
             return None
         return prior.requires_grad_(False) if prior is not None else None
 
-    def _latent(self, agent, targets, prior, states: torch.Tensor, real_scores: torch.Tensor) -> torch.Tensor:
-        """``(S, C, H, W)`` frames decoded from latent codes. Row j of a target starts at the code of the
-        real state exciting it j-th most; Adam then raises the target's score, counted in units of its
-        real spread, minus ``prior_weight * |z|^2 / 2``. The decoder keeps each frame a whole stack."""
-        k, device = self.options.diversity, agent.device
+    def _latent(self, agent, targets, prior, reference, real_scores: torch.Tensor, low, high) -> torch.Tensor:
+        """``(S, C, H, W)`` frames decoded from latent codes. Row j of a target starts at the real state
+        exciting it j-th most: its code, plus (``keep_detail``) what the decoder misses of it, so the
+        first frame is that state. Adam then raises the target's score, counted in units of its real
+        spread, minus ``prior_weight * |z|^2 / 2``; every change comes through the decoder, which keeps
+        each frame a whole, coherent stack.
+
+        Along the way (every ``MONITOR_EVERY`` steps and at the end) each row keeps the frame with the
+        highest score among those as close to the real states as held-out real states are (nearest-real
+        ratio at most their ``realism`` quantile) and at most ``ceiling`` times the best real score; a
+        row that never gets there keeps its most real frame. Without held-out states (``pool=0``) the
+        last frame is kept.
+        """
+        opts, device = self.options, agent.device
+        k, states = opts.diversity, reference.states
         order = real_scores.argsort(1, descending=True)  # (goals, N)
         starts = torch.stack([states[order[r // k, (r % k) % states.shape[0]]] for r in range(len(targets))])
         spread = (real_scores.max(1).values - real_scores.median(1).values).clamp_min(1e-3)
-        weight = (self.options.prior_weight * spread).repeat_interleave(k).to(device)[:, None]
+        weight = (opts.prior_weight * spread).repeat_interleave(k).to(device)[:, None]
         prior = prior.to(device)
         with torch.no_grad():
             z = prior.encode(starts.to(device)).clone().requires_grad_(True)
+            # what the prior cannot draw (the 2-pixel ball, sharp edges): added back, so the first frame
+            # is the real state itself and the decoder's changes edit it
+            detail = starts.to(device) - prior.decode(z) if opts.keep_detail else torch.zeros_like(z[:, :1, None, None])
+        held_out = reference.held_out_ratios
+        bound = float(torch.quantile(held_out, opts.realism)) if held_out is not None and opts.realism > 0 else None
+        best, median = real_scores.max(1).values, real_scores.median(1).values
+        ceiling = torch.where(best > 0, opts.ceiling * best, median + opts.ceiling * (best - median))
+        kept = _KeptFrames(len(targets), bound, ceiling.repeat_interleave(k) if opts.ceiling > 0 else None)
+
+        def frames_now() -> torch.Tensor:
+            return torch.minimum(torch.maximum(prior.decode(z) + detail, low), high)
+
+        def monitor():
+            with torch.no_grad():
+                frames = frames_now().round()
+                kept.offer(frames, paired_target_scores(agent, targets, frames), reference.realism(frames))
+
         # Adam steps are the same whatever the loss's scale per row, so weighting the prior term by a
         # row's spread is the same as dividing that row's score by it.
-        self._ascend(agent, targets, [z], lambda: prior.decode(z), penalty=lambda: 0.5 * (weight * z.pow(2)).sum())
-        with torch.no_grad():
-            return prior.decode(z)
+        self._ascend(agent, targets, [z], frames_now, penalty=lambda: 0.5 * (weight * z.pow(2)).sum(),
+                     monitor=monitor if bound is not None else None)
+        if bound is None:
+            with torch.no_grad():
+                return frames_now()
+        monitor()
+        return kept.frames
 
     def _vectors(self, agent, targets, low, high) -> torch.Tensor:
         """``(S, *obs_shape)`` optimised vectors, ``x = low + (high - low) * sigmoid(z)``."""
@@ -330,6 +377,30 @@ class Optim(Method):
         self._ascend(agent, targets, [z], lambda: low + (high - low) * torch.sigmoid(z))
         with torch.no_grad():
             return low + (high - low) * torch.sigmoid(z)
+
+
+class _KeptFrames:
+    """Per row, the best frame offered so far: the highest score among frames whose realism ratio is
+    within ``bound`` (and whose score is at most ``ceiling``); until one is, the most real frame."""
+
+    def __init__(self, rows: int, bound: float, ceiling: torch.Tensor | None = None):
+        self.bound, self.ceiling, self.frames = bound, ceiling, None
+        self.feasible = torch.zeros(rows, dtype=torch.bool)
+        self.score = torch.full((rows,), -float("inf"))
+        self.ratio = torch.full((rows,), float("inf"), dtype=torch.float64)
+
+    def offer(self, frames: torch.Tensor, scores: torch.Tensor, ratios: torch.Tensor) -> None:
+        scores, ratios = scores.detach().float().cpu(), ratios.cpu()
+        feasible = ratios <= self.bound
+        if self.ceiling is not None:
+            feasible &= scores <= self.ceiling.cpu()
+        better = torch.where(self.feasible, feasible & (scores > self.score), feasible | (ratios < self.ratio))
+        if self.frames is None:
+            self.frames, better = frames.clone(), torch.ones_like(better)
+        self.frames[better.to(frames.device)] = frames[better.to(frames.device)]
+        self.score = torch.where(better, scores, self.score)
+        self.ratio = torch.where(better, ratios, self.ratio)
+        self.feasible |= feasible
 
 
 @hookimpl

@@ -45,6 +45,8 @@ def test_target_range_and_out_of_distribution_flag():
     assert numbers["max_real_activation"] == 4.0
     assert numbers["times_real_max"] == [2.0, 9.75, 10.25]
     assert numbers["out_of_distribution"] == [False, False, True]
+    median = float(torch.quantile(real.double(), 0.5))  # 1.5
+    assert numbers["times_real_spread"] == pytest.approx([(v - median) / (4.0 - median) for v in (8.0, 39.0, 41.0)])
     assert numbers["p99_real_activation"] == pytest.approx(float(torch.quantile(real.double(), 0.99)))
     # no positive real maximum: a multiple means nothing, the excess over the median counts instead
     negative = target_numbers([-0.5, 20.0], torch.tensor([-3.0, -2.0, -1.0]))

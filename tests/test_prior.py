@@ -78,6 +78,18 @@ def test_save_load_round_trip_is_bit_identical(tiny_prior, cnn_agent, isolated_h
     assert json.loads((folder / META).read_text())["files"][WEIGHTS] == loaded.meta["files"][WEIGHTS]
 
 
+def test_prior_path_starts_at_the_real_state_exciting_the_target_most(tiny_prior, cnn_agent):
+    prior, record = tiny_prior
+    save_prior(prior, cnn_agent, record)
+    observations = moving_square_frames(4)
+    target = parse_target("conv3:5", cnn_agent)
+    explanation = build_method("optim", {"steps": "0", "pool": "0"}).explain(cnn_agent, target, observations)
+    best = explanation.extras["dataset_examples"][0]
+    assert explanation.extras["path"] == "prior"
+    assert torch.equal(explanation.values[0], observations[best])  # the decoder's error added back: exact
+    assert explanation.extras["activation"][0] == pytest.approx(explanation.extras["max_real_activation"], rel=1e-5)
+
+
 def test_damaged_or_foreign_prior_is_refused(tiny_prior, cnn_agent):
     prior, record = tiny_prior
     folder = save_prior(prior, cnn_agent, record)
@@ -98,8 +110,8 @@ def test_optim_climbs_the_latent_space_and_reports_honest_numbers(tiny_prior, cn
     observations = moving_square_frames(4)
     targets = [parse_target(spec, cnn_agent) for spec in ("value", "conv3:5")]
     found = {}
-    for mode in ("auto", "none"):
-        method = build_method("optim", {"steps": "16", "pool": "0", "prior": mode})
+    for mode in ("auto", "none"):  # without the real state's detail: the decoder's own frames
+        method = build_method("optim", {"steps": "16", "pool": "0", "prior": mode, "keep_detail": "false"})
         found[mode] = method.explain_many(cnn_agent, targets, observations)
     for explanation in found["auto"]:
         extras = explanation.extras
@@ -112,3 +124,38 @@ def test_optim_climbs_the_latent_space_and_reports_honest_numbers(tiny_prior, cn
         assert explanation.examples.shape == (4, 4, 84, 84)
     for explanation in found["none"]:
         assert explanation.extras["path"] == "pixels" and "reconstruction_rmse" in explanation.extras
+
+
+def test_bundled_breakout_agent_ships_its_prior_and_pools(monkeypatch):
+    from interpret_rl import pool
+
+    agent = registry.load_agent("breakout-a2c")
+    prior = load_prior(agent)
+    assert prior is not None and prior_folder(agent).is_relative_to(registry.BUNDLED_DIR)
+    assert prior.meta["training"]["seconds_training"] < 15 * 60
+
+    def no_playing(*args, **kwargs):
+        raise AssertionError("the bundled pools should be read, not collected")
+
+    monkeypatch.setattr(pool, "collect_observations", no_playing)
+    states = pool.real_state_pool(agent, size=1000, seed=0)
+    assert states.shape == (1000, 4, 84, 84) and 0 <= states.min() and states.max() <= 255
+    # the prior reconstructs real states far better than their mean frame does
+    held_out = pool.real_state_pool(agent, size=200, seed=1)
+    mean_frame_rmse = (held_out - states.mean(0)).pow(2).flatten(1).mean(1).sqrt().mean()
+    assert prior.reconstruction_rmse(held_out[:50]).mean() < 0.6 * mean_frame_rmse
+
+
+def test_prior_path_keeps_the_method_contract(tiny_prior, cnn_agent):
+    """compare's guard checks weights bit for bit, no torch hook left, input untouched."""
+    from interpret_rl.compare import compare
+
+    prior, record = tiny_prior
+    save_prior(prior, cnn_agent, record)
+    observations = moving_square_frames(3)
+    result = compare(cnn_agent, ["optim"], targets=["value", "conv3:5"], observations=observations,
+                     options={"optim": {"steps": "4", "pool": "0"}})
+    for target in ("value", "trunk.conv3:5"):
+        cell = result.cell("optim", target)
+        assert cell.ok, cell.error
+        assert cell.explanation.extras["path"] == "prior"
