@@ -16,6 +16,11 @@ def _percent(x: float) -> str:
     return f"{100 * x:.2g} %" if x < 0.1 else f"{100 * x:.0f} %"
 
 
+def _mean_percent(values) -> str:
+    defined = [v for v in values if v is not None]
+    return _percent(float(np.mean(defined))) if defined else "n/a"
+
+
 def _details(result: ComparisonResult, method: str, metric: str) -> list[dict]:
     return [r.details for r in result.metric_results(method, metric) if isinstance(r, MetricResult)]
 
@@ -41,8 +46,12 @@ def _method_lines(result: ComparisonResult, method: str) -> list[str]:
             if shares and not name.startswith("bricks row"):
                 share = float(np.mean(shares))
                 factor = f"; {share / chance:.1f}x chance" if chance > 0 else ""
+                per_frame = ", ".join(_mean_percent([d["objects"][name]["share_per_frame"][f] for d in objects])
+                                      for f in range(len(objects[0]["objects"][name]["share_per_frame"])))
+                per_frame = per_frame if "," in per_frame else ""  # one frame: nothing to compare
                 lines.append(f"{name}: {_percent(share)} of the mass on {_percent(chance)} of the pixels "
-                             f"(chance {_percent(chance)}{factor})")
+                             f"(chance {_percent(chance)}{factor})"
+                             + (f"; of each stacked frame's mass, oldest to newest: {per_frame}" if per_frame else ""))
     pointing = _details(result, method, "pointing")
     if pointing:
         for name, entry in pointing[0]["objects"].items():
