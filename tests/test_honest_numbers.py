@@ -96,3 +96,20 @@ def real_state_pool_of(agent, size, seed):
     from interpret_rl.pool import real_state_pool
 
     return real_state_pool(agent, size=size, seed=seed)
+
+
+def test_report_lines_flag_out_of_distribution_and_unreal_images():
+    from interpret_rl.report_synthesis import honest_lines
+
+    extras = {"activation": [50.0, 6.0], "max_real_activation": 4.0, "p99_real_activation": 3.5,
+              "times_real_max": [12.5, 1.5], "out_of_distribution": [True, False],
+              "nearest_real_ratio": [15.0, 1.2], "held_out_nearest_real_ratio": {"median": 1.4, "p90": 2.0},
+              "reconstruction_rmse": [90.0, 8.0], "prior_held_out_rmse": 7.8, "path": "pixels"}
+    flagged = honest_lines(extras, 0)
+    warnings = [text for text, warn in flagged if warn]
+    assert any("OUT OF DISTRIBUTION" in w for w in warnings) and any("90% of held-out" in w for w in warnings)
+    assert flagged[0][0].startswith("target 50 = 12.50× the best real state (4")
+    fine = honest_lines(extras, 1)
+    assert not any(warn for _, warn in fine)
+    assert any("1.20× the typical real-to-real distance" in text for text, _ in fine)
+    assert any("prior reconstruction RMSE 8.0 (held-out real states 7.8)" in text for text, _ in fine)
