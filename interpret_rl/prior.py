@@ -19,8 +19,10 @@ Design, and why:
   loss learns to erase it. Pixels that differ from the usual frame (ball, paddle, broken bricks)
   count ``OBJECT_WEIGHT`` times more.
 * The KL term at full weight (``beta`` 1): a smooth latent space, where the codes between and
-  around real states still decode to game-like frames; optim starts from the code of a real state
-  and its prior term ``|z|^2 / 2`` (the latent log-density) keeps it where the decoder was trained.
+  around real states still decode to game-like frames. optim starts from the code of a real state
+  and keeps only frames as close to the real states as held-out real states are (plugins/optim.py);
+  pulling codes towards 0 (``|z|^2 / 2``) was measured to hurt: the mean code decodes to a blurred
+  average frame (benchmarks/README.md).
 
 Stored beside its agent (``artefacts.artefact_dirs``): ``prior/prior.safetensors`` + ``prior/meta.json``
 (architecture, training settings, sha256 of the agent's weights and of the file), meta.json last.
