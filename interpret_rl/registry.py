@@ -372,9 +372,17 @@ def load_optimizer_state(path: str | os.PathLike, optimizer: torch.optim.Optimiz
     path = Path(path)
     meta = read_meta(path)
     tensors = _load_tensors(path / OPTIMIZER, _read_verified(path, OPTIMIZER, meta))
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, tensor in tensors.items():
-        index, name = key.split(".", 1)
+        # Checked here, or a tampered file fails deep inside the first optimizer step.
+        index, _, name = key.partition(".")
+        if not (index.isdigit() and int(index) < len(params) and name):
+            raise ModelLoadError(f"{path / OPTIMIZER}: entry {key!r} does not fit an optimizer of "
+                                 f"{len(params)} parameters")
+        if tensor.dim() > 0 and tensor.shape != params[int(index)].shape:
+            raise ModelLoadError(f"{path / OPTIMIZER}: {key} has shape {list(tensor.shape)}, its parameter "
+                                 f"{list(params[int(index)].shape)}")
         state.setdefault(int(index), {})[name] = tensor
     current = optimizer.state_dict()
     optimizer.load_state_dict({"state": state, "param_groups": current["param_groups"]})
