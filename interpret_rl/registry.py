@@ -302,9 +302,18 @@ def check_env_matches(meta: dict, where: str = "") -> None:
     """Build the model's environment once and refuse the model if its spaces differ from the
     recorded ones (e.g. meta.json edited to another game), before any weights are read."""
     from interpret_rl.agent import space_to_dict
-    from interpret_rl.envs import make_vector_env
+    from interpret_rl.envs import UnknownEnvError, make_vector_env
 
-    envs = make_vector_env(meta["env_id"], 1, for_training=False, settings=meta["env_settings"], num_threads=1)
+    settings = meta["env_settings"]
+    if "render_mode" in settings:  # rendering is the library's choice ("human" would open windows)
+        raise ModelLoadError(f"{where}: env_settings may not set render_mode")
+    try:
+        envs = make_vector_env(meta["env_id"], 1, for_training=False, settings=settings, num_threads=1)
+    except UnknownEnvError:
+        raise
+    except (TypeError, KeyError, ValueError) as err:
+        raise ModelLoadError(f"{where}: env_settings {sorted(settings)} do not fit {meta['env_id']} "
+                             f"({_first_line(err)})") from None
     try:
         check_spaces(meta, space_to_dict(envs.single_observation_space), space_to_dict(envs.single_action_space),
                      where=where)
@@ -329,6 +338,7 @@ def load_agent(name_or_path: str | os.PathLike, device: str | torch.device = "cp
     steps_trained = snapshot_step(snapshot) if snapshot else meta["steps_trained"]
     state = _load_tensors(path / filename, data)
     _check_network_size(path, meta, state)
+    _check_agent_fields(path, meta, state, filename)
     network = _build(path, meta)
     try:
         network.load_state_dict(state, strict=True)
@@ -343,12 +353,28 @@ def load_agent(name_or_path: str | os.PathLike, device: str | torch.device = "cp
                  name=path.name, meta=meta)
 
 
+def _check_agent_fields(path: Path, meta: dict, state: dict[str, torch.Tensor], filename: str) -> None:
+    """What an agent's users rely on: one printable name per discrete action, finite weights."""
+    names, space = meta["action_meanings"], meta["action_space"]
+    if not all(isinstance(n, str) and n.strip() for n in names) or (
+            space.get("type") == "Discrete" and len(names) != space.get("n")):
+        raise ModelLoadError(f"{path / META}: action_meanings must be {space.get('n', 'one')} non-empty strings, "
+                             f"one per action")
+    bad = [k for k, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise ModelLoadError(f"{path / filename}: weights {', '.join(bad[:3])} hold NaN or infinite values")
+
+
+def _first_line(err: BaseException) -> str:
+    """An error in one line (torch's C++ errors carry a multi-line backtrace)."""
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
 def _build(path: Path, meta: dict) -> torch.nn.Module:
     try:
         return build_network(meta["architecture"], meta["architecture_args"])
     except (TypeError, KeyError, ValueError, RuntimeError, OverflowError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__  # not a C++ trace
-        raise ModelLoadError(f"{path / META}: cannot build {meta['architecture']!r} ({reason})") from None
+        raise ModelLoadError(f"{path / META}: cannot build {meta['architecture']!r} ({_first_line(err)})") from None
 
 
 def _check_network_size(path: Path, meta: dict, state: dict[str, torch.Tensor]) -> None:
