@@ -209,6 +209,8 @@ def describe_synthesis(synthetic: torch.Tensor, activations: list[float], real_s
     numbers["real_states"] = reference.source
     if prior is not None:
         with torch.no_grad():
-            numbers["reconstruction_rmse"] = finite_or_none(prior.reconstruction_rmse(synthetic.float().cpu()))
+            device = next(prior.parameters()).device  # optim may have moved it to the agent's device
+            errors = prior.reconstruction_rmse(synthetic.float().to(device)).cpu()
+            numbers["reconstruction_rmse"] = finite_or_none(errors)
         numbers["prior_held_out_rmse"] = prior.meta.get("training", {}).get("reconstruction_rmse_held_out")
     return numbers

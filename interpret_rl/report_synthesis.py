@@ -36,6 +36,9 @@ def honest_lines(extras: dict, j: int) -> list[tuple[str, bool]]:
             if extras.get("p99_real_activation") is not None:
                 text += f"; 99th percentile {extras['p99_real_activation']:.3g}"
             text += ")"
+            spread = at("times_real_spread")
+            if times is None and spread is not None:  # a best real value <= 0: compare rises over the median
+                text += f", {spread:.2f}× the best real state's rise above the real median"
         lines.append((text, False))
     if at("out_of_distribution"):
         lines.append(("OUT OF DISTRIBUTION: over 10× the real maximum", True))

@@ -113,3 +113,12 @@ def test_report_lines_flag_out_of_distribution_and_unreal_images():
     assert not any(warn for _, warn in fine)
     assert any("1.20× the typical real-to-real distance" in text for text, _ in fine)
     assert any("prior reconstruction RMSE 8.0 (held-out real states 7.8)" in text for text, _ in fine)
+
+
+def test_report_lines_compare_rises_over_the_median_where_the_best_real_value_is_negative():
+    from interpret_rl.report_synthesis import honest_lines
+
+    numbers = target_numbers([-0.1], torch.tensor([-0.5, -0.4, -0.3, -0.2]))
+    text = honest_lines({"activation": [-0.1], **numbers}, 0)[0][0]
+    assert "(best real state -0.2" in text  # the real median is -0.35: (-0.1 + 0.35) / (-0.2 + 0.35) = 1.67
+    assert "1.67× the best real state's rise above the real median" in text
