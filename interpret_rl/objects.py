@@ -14,6 +14,7 @@ DetectorClass)`` where ``key`` is an env id (``ALE/Breakout-v5``) or an ALE game
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import warnings
@@ -176,7 +177,6 @@ class GroundTruth:
         self._cache[key] = masks
         return masks
 
-
     def lacks(self, needs) -> str | None:
         """Why this ground truth cannot serve a metric needing ``needs`` (``objects``: object masks;
         ``emulator``: saved emulator states to replay), or None when it can."""
@@ -206,11 +206,11 @@ class GroundTruth:
             game.restore_state(state)
             changes = []
             for intervention in detector.interventions(game.ale.getRAM()):
-                frame = iter(range(len(clean_rams)))
+                frame = itertools.count()
 
                 def before_frame(ale, action, intervention=intervention, frame=frame, clean_rams=clean_rams):
-                    index = next(frame)
-                    intervention.before_frame(ale, index, action, clean_rams[index])
+                    index = next(frame)  # a changed game may outlast a clean one that ended: hold its last RAM
+                    intervention.before_frame(ale, index, action, clean_rams[min(index, len(clean_rams) - 1)])
 
                 changed = game.replay(state, actions, before_frame=before_frame)
                 changes.append({"intervention": intervention, "observation": changed,
