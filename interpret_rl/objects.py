@@ -143,12 +143,6 @@ class GroundTruth:
     def __len__(self) -> int:
         return len(self.ram)
 
-    def subset(self, rows) -> GroundTruth:
-        rows = np.asarray(rows)
-        pick = (lambda a: None if a is None else a[rows])
-        return GroundTruth(self.env_id, self.settings, self.ram[rows], self.frame_valid[rows], pick(self.states),
-                           pick(self.stack_actions), [self.facts[i] for i in rows.tolist()] if self.facts else [])
-
     def detector(self) -> ObjectDetector | None:
         if "detector" not in self._cache:
             self._cache["detector"] = detector_for(self.env_id)

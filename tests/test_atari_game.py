@@ -92,6 +92,14 @@ def test_game_sampling_spreads_over_the_whole_game(cnn_agent):
     assert truth.facts[-1]["lives"] < truth.facts[0]["lives"]  # late in the game: lives were lost
 
 
+def test_game_sampling_outside_ale_spreads_over_one_episode(mlp_agent):
+    """CartPole has no emulator: no ground truth, but the observations still span the episode."""
+    obs, truth = collect_with_ground_truth(mlp_agent, 3, seed=2, sample="game")
+    again, _ = collect_with_ground_truth(mlp_agent, 3, seed=2, sample="game")
+    assert truth is None and obs.shape == (3, 4) and torch.equal(obs, again)
+    assert len({tuple(row.tolist()) for row in obs}) == 3
+
+
 def test_damaged_ground_truth_is_refused(cnn_agent, tmp_path):
     obs, truth = collect_with_ground_truth(cnn_agent, 2, seed=0, warmup=4, stride=2)
     truth.ram = truth.ram[:, :, :1]  # one raw frame's RAM instead of two
