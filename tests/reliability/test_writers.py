@@ -17,7 +17,8 @@ BUNDLED = registry.BUNDLED_DIR / "cartpole-a2c"
 
 
 def _bundled_bytes():
-    return {p.name: p.read_bytes() for p in BUNDLED.iterdir()}
+    """The model's own files (shipped artefacts in subfolders are another matter)."""
+    return {p.name: p.read_bytes() for p in BUNDLED.iterdir() if p.is_file()}
 
 
 @pytest.fixture
