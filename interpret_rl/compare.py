@@ -443,7 +443,7 @@ def compare(agent, methods: Sequence[str | Method], targets: Sequence[str | Targ
     if observations is None:
         observations, ground_truth = collect_with_ground_truth(agent, frames, seed=seed, sample=sample)
         source = (f"collected: {frames} observations playing {agent.env_id} with the stochastic policy, seed {seed}, "
-                  f"sampled from {SAMPLES[sample].split(':')[0]}")
+                  f"sample {sample}: {SAMPLES[sample].split(':')[0]}")
     else:
         source = "given by the caller"
     observations = check_observations(observations, agent.observation_shape).to(agent.device)
