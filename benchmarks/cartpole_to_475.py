@@ -19,13 +19,22 @@ import torch
 
 TARGET = 475.0
 BUDGET = 1_000_000
+"""Budget of A2C (constant learning rate). PPO, PQN and DQN anneal their learning rate (and clip
+range, epsilon) over their preset's ``total_steps``, so they run within that budget, and so does
+their stable-baselines3 counterpart (as rl-zoo's ``n_timesteps`` does)."""
+
+
+def budget(algo: str) -> int:
+    from interpret_rl.rollout import algorithm_module
+
+    return BUDGET if algo == "a2c" else algorithm_module(algo).PRESETS["cartpole"]["total_steps"]
 
 
 def run_ours(seed: int, algo: str, preset: str) -> tuple[int | None, float]:
     from interpret_rl.rollout import algorithm_module
 
     algorithm = algorithm_module(algo)
-    config = algorithm.config_from_preset(preset, seed=seed, total_steps=BUDGET, target_return=TARGET,
+    config = algorithm.config_from_preset(preset, seed=seed, total_steps=budget(algo), target_return=TARGET,
                                           log_every_steps=10**9)
     result = algorithm.train(config)
     return result.reached_target_at, result.seconds
@@ -65,7 +74,7 @@ def run_sb3(seed: int, algo: str) -> tuple[int | None, float]:
     model = sb3_model(algo, env, seed)
     callback = StopAtTarget()
     start = time.perf_counter()
-    model.learn(BUDGET, callback=callback)
+    model.learn(budget(algo), callback=callback)
     return callback.reached, time.perf_counter() - start
 
 
