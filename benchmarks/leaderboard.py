@@ -60,6 +60,7 @@ def subset(args) -> None:
     cannot afford every state on 2 busy cores)."""
     import torch
 
+    from interpret_rl.objects import GroundTruth
     from interpret_rl.observations import load_ground_truth, load_observations, save_observations, spread
 
     observations = load_observations(args.states)
@@ -70,7 +71,9 @@ def subset(args) -> None:
         game = [i for i, s in enumerate(seeds) if s == seed]
         rows += sorted({game[k] for k in spread(0, len(game) - 1, min(args.per_game, len(game)))})
     games = {s: [truth.facts[i]["step"] for i in rows if seeds[i] == s] for s in dict.fromkeys(seeds[i] for i in rows)}
-    path = save_observations(args.out, observations[torch.tensor(rows)], truth.subset(rows))
+    picked = GroundTruth(truth.env_id, truth.settings, truth.ram[rows], truth.frame_valid[rows], truth.states[rows],
+                         truth.stack_actions[rows], [truth.facts[i] for i in rows])
+    path = save_observations(args.out, observations[torch.tensor(rows)], picked)
     print(f"{len(rows)} states ({args.per_game} per game, steps {games}) -> {path}")
 
 
