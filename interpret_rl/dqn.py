@@ -25,14 +25,15 @@ import torch.nn.functional as F
 
 from interpret_rl import rollout
 from interpret_rl.agent import Agent
-from interpret_rl.pqn import PQN
+from interpret_rl.pqn import PQN, EpsilonGreedyConfig
 from interpret_rl.rollout import TrainResult
 
 
 @dataclass
-class DQNConfig(rollout.TrainingConfig):
+class DQNConfig(EpsilonGreedyConfig):
     """Everything that defines a DQN run (the shared fields are documented on
-    ``rollout.TrainingConfig``); saved into the model's meta.json. Adam is the optimizer."""
+    ``rollout.TrainingConfig`` and ``pqn.EpsilonGreedyConfig``); saved into the model's meta.json.
+    Adam is the optimizer."""
 
     algo = "dqn"
     extra_log_columns = ("epsilon", "q_mean")
@@ -54,24 +55,13 @@ class DQNConfig(rollout.TrainingConfig):
     """Environment steps between refreshes of the target network."""
     double_q: bool = True
     """Pick the next action with the online network, value it with the target network."""
-    epsilon_start: float = 1.0
-    """Exploration rate at the start."""
     epsilon_end: float = 0.04
-    """Exploration rate after ``exploration_fraction`` of ``total_steps``."""
     exploration_fraction: float = 0.16
-    """Share of ``total_steps`` over which epsilon falls linearly from start to end."""
 
     def checks(self) -> dict[str, bool]:
         return {**super().checks(), "buffer_size": self.buffer_size > 0, "batch_size": self.batch_size > 0,
                 "gradient_steps": self.gradient_steps > 0, "learning_starts": self.learning_starts >= 0,
-                "target_update_steps": self.target_update_steps > 0,
-                "epsilon_start": 0.0 <= self.epsilon_start <= 1.0, "epsilon_end": 0.0 <= self.epsilon_end <= 1.0,
-                "exploration_fraction": 0.0 < self.exploration_fraction <= 1.0}
-
-    def epsilon(self, steps: int) -> float:
-        """Linear from ``epsilon_start`` to ``epsilon_end`` over ``exploration_fraction * total_steps``."""
-        done = min(1.0, steps / (self.exploration_fraction * self.total_steps))
-        return self.epsilon_start + done * (self.epsilon_end - self.epsilon_start)
+                "target_update_steps": self.target_update_steps > 0}
 
 
 CONFIG = DQNConfig

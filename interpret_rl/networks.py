@@ -36,6 +36,18 @@ def orthogonal_init(module: nn.Module, gain: float) -> None:
             nn.init.zeros_(layer.bias)
 
 
+def mlp_trunk(width: int, hidden: Sequence[int], activation: str, layer_norm: bool = False) -> nn.Sequential:
+    """``fc{i}`` (-> ``norm{i}`` with ``layer_norm``) -> ``act{i}`` for each width in ``hidden``."""
+    layers: OrderedDict[str, nn.Module] = OrderedDict()
+    for i, out in enumerate(hidden, start=1):
+        layers[f"fc{i}"] = nn.Linear(width, out)
+        if layer_norm:
+            layers[f"norm{i}"] = nn.LayerNorm(out)
+        layers[f"act{i}"] = ACTIVATIONS[activation]()
+        width = out
+    return nn.Sequential(layers)
+
+
 class ActorCritic(nn.Module):
     """Shared trunk, then a policy head and a value head.
 
@@ -87,19 +99,11 @@ class MLPActorCritic(ActorCritic):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation {activation!r} is not one of {sorted(ACTIVATIONS)}")
-        self.trunk = self._mlp(obs_dim, hidden, activation)
+        self.trunk = mlp_trunk(obs_dim, hidden, activation)
         if not shared_trunk:
-            self.critic_trunk = self._mlp(obs_dim, hidden, activation)
+            self.critic_trunk = mlp_trunk(obs_dim, hidden, activation)
         self._finish_init(hidden[-1] if hidden else obs_dim, n_actions)
 
-    @staticmethod
-    def _mlp(width: int, hidden: Sequence[int], activation: str) -> nn.Sequential:
-        layers: OrderedDict[str, nn.Module] = OrderedDict()
-        for i, out in enumerate(hidden, start=1):
-            layers[f"fc{i}"] = nn.Linear(width, out)
-            layers[f"act{i}"] = ACTIVATIONS[activation]()
-            width = out
-        return nn.Sequential(layers)
 
 
 def nature_cnn_trunk(in_channels: int, hidden: int, layer_norm: bool) -> nn.Sequential:
@@ -179,16 +183,8 @@ class MLPQNetwork(QNetwork):
 
     def __init__(self, obs_dim: int, n_actions: int, hidden: Sequence[int] = (256, 256), layer_norm: bool = True):
         super().__init__()
-        layers: OrderedDict[str, nn.Module] = OrderedDict()
-        width = obs_dim
-        for i, out in enumerate(hidden, start=1):
-            layers[f"fc{i}"] = nn.Linear(width, out)
-            if layer_norm:
-                layers[f"norm{i}"] = nn.LayerNorm(out)
-            layers[f"act{i}"] = nn.ReLU()
-            width = out
-        self.trunk = nn.Sequential(layers)
-        self._finish_init(width, n_actions)
+        self.trunk = mlp_trunk(obs_dim, hidden, "relu", layer_norm)
+        self._finish_init(hidden[-1] if hidden else obs_dim, n_actions)
 
 
 class NatureCNNQNetwork(QNetwork):

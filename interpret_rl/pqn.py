@@ -28,9 +28,32 @@ from interpret_rl.rollout import TrainResult, explained_variance
 
 
 @dataclass
-class PQNConfig(rollout.TrainingConfig):
+class EpsilonGreedyConfig(rollout.TrainingConfig):
+    """The exploration schedule of the Q-learners (PQN here, DQN in ``dqn.py``)."""
+
+    epsilon_start: float = 1.0
+    """Exploration rate at the start."""
+    epsilon_end: float = 0.01
+    """Exploration rate after ``exploration_fraction`` of ``total_steps``."""
+    exploration_fraction: float = 0.1
+    """Share of ``total_steps`` over which epsilon falls linearly from start to end."""
+
+    def checks(self) -> dict[str, bool]:
+        return {**super().checks(), "epsilon_start": 0.0 <= self.epsilon_start <= 1.0,
+                "epsilon_end": 0.0 <= self.epsilon_end <= 1.0,
+                "exploration_fraction": 0.0 < self.exploration_fraction <= 1.0}
+
+    def epsilon(self, steps: int) -> float:
+        """Linear from ``epsilon_start`` to ``epsilon_end`` over ``exploration_fraction * total_steps``."""
+        done = min(1.0, steps / (self.exploration_fraction * self.total_steps))
+        return self.epsilon_start + done * (self.epsilon_end - self.epsilon_start)
+
+
+@dataclass
+class PQNConfig(EpsilonGreedyConfig):
     """Everything that defines a PQN run (the shared fields are documented on
-    ``rollout.TrainingConfig``); saved into the model's meta.json. RAdam is the optimizer."""
+    ``rollout.TrainingConfig`` and ``EpsilonGreedyConfig``); saved into the model's meta.json.
+    RAdam is the optimizer."""
 
     algo = "pqn"
     extra_log_columns = ("epsilon", "q_mean")
@@ -46,23 +69,10 @@ class PQNConfig(rollout.TrainingConfig):
     """Passes over each rollout."""
     num_minibatches: int = 4
     """Minibatches per pass (each a gradient step)."""
-    epsilon_start: float = 1.0
-    """Exploration rate at the start."""
-    epsilon_end: float = 0.01
-    """Exploration rate after ``exploration_fraction`` of ``total_steps``."""
-    exploration_fraction: float = 0.1
-    """Share of ``total_steps`` over which epsilon falls linearly from start to end."""
 
     def checks(self) -> dict[str, bool]:
         return {**super().checks(), "q_lambda": 0.0 <= self.q_lambda <= 1.0, "epochs": self.epochs > 0,
-                "num_minibatches": 0 < self.num_minibatches <= self.num_envs * self.n_steps,
-                "epsilon_start": 0.0 <= self.epsilon_start <= 1.0, "epsilon_end": 0.0 <= self.epsilon_end <= 1.0,
-                "exploration_fraction": 0.0 < self.exploration_fraction <= 1.0}
-
-    def epsilon(self, steps: int) -> float:
-        """Linear from ``epsilon_start`` to ``epsilon_end`` over ``exploration_fraction * total_steps``."""
-        done = min(1.0, steps / (self.exploration_fraction * self.total_steps))
-        return self.epsilon_start + done * (self.epsilon_end - self.epsilon_start)
+                "num_minibatches": 0 < self.num_minibatches <= self.num_envs * self.n_steps}
 
 
 CONFIG = PQNConfig
