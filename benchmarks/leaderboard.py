@@ -171,11 +171,15 @@ def table(args) -> None:
     games = {h: set() for h in head}
     chance_sums = {h: [] for h in head}
     seconds = {m: [0.0, 0] for m in methods}
+    seen = {m: {h: set() for h in head} for m in methods}  # a state two runs share counts once
     for data in files:
         facts = data["observations"]["facts"] or []
+        keys = [(f.get("seed"), f.get("step")) for f in facts]
         for method in (m for m in methods if m in data["results"]):
             for column, values in _columns(data, method).items():
-                pooled[method][column] += values
+                fresh = [i for i, key in enumerate(keys) if key not in seen[method][column]]
+                pooled[method][column] += [values[i] for i in fresh]
+                seen[method][column] |= set(keys)
                 games[column] |= {f.get("seed") for f in facts}
             for column, chance in _chances(data, method).items():
                 if chance is not None:
