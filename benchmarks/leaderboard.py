@@ -93,7 +93,8 @@ def _per_observation_mean(rows):
 
 
 def _cell(values, percent=False) -> str:
-    """``mean [low, high]`` over the defined values; percentages with one decimal below 10 %."""
+    """``mean [low, high]`` over the defined values, ``(n=K)`` when only K of them are defined;
+    percentages with one decimal below 10 %."""
     defined = [v for v in values if v is not None]
     if not defined:
         return "n/a"
@@ -102,7 +103,8 @@ def _cell(values, percent=False) -> str:
         return (f"{100 * x:.1f}" if abs(x) < 0.1 else f"{100 * x:.0f}") if percent else f"{x:.2f}"
 
     interval = _interval(values)
-    return number(float(np.mean(defined))) + (f" [{number(interval[0])}, {number(interval[1])}]" if interval else "")
+    text = number(float(np.mean(defined))) + (f" [{number(interval[0])}, {number(interval[1])}]" if interval else "")
+    return text + (f" (n={len(defined)})" if len(defined) < len(values) else "")  # states where it is defined
 
 
 def _metric_cells(data, method, metric):
