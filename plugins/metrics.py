@@ -9,7 +9,9 @@ a pixel position (y, x) with the attribution summed over the C stacked frames, a
 replaces that position in every frame: many methods (perturbation, Grad-CAM) give one map
 repeated on every frame, and ordering such ties frame by frame would be arbitrary.
 ``per_frame=True`` orders and removes single (frame, y, x) elements instead. Vector observations
-order features. Ties keep index order (a stable sort), so the result is deterministic.
+order features. Ties are broken in a seeded random order (``seed``), so a map that cannot tell
+units apart (all zero, constant) scores at chance instead of wherever index order happens to land,
+and the result stays deterministic.
 
 With N units and K = min(steps, N) steps, point k (0..K) has the first n_k = floor(k N / K)
 units replaced: *deletion* starts from the observation and replaces units by the baseline;
@@ -81,13 +83,17 @@ def unit_importance(values: torch.Tensor, per_frame: bool, absolute: bool) -> to
     return values.flatten(1)
 
 
-def replaced_masks(importance: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+def replaced_masks(importance: torch.Tensor, steps: int,
+                   tie_break: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(B, N)`` importance -> masks ``(B, K+1, N)`` (True: replaced at point k, the n_k most
-    important units) and the counts ``(K+1,)`` n_k = floor(k N / K), K = min(steps, N)."""
+    important units) and the counts ``(K+1,)`` n_k = floor(k N / K), K = min(steps, N).
+    ``tie_break`` ``(B, N)``: equal importances go in the order of these keys (else index order)."""
     n = importance.shape[1]
     k = max(1, min(steps, n))
     counts = torch.div(torch.arange(k + 1) * n, k, rounding_mode="floor").to(importance.device)
-    order = importance.argsort(dim=1, descending=True, stable=True)
+    shuffle = (tie_break.argsort(dim=1) if tie_break is not None
+               else torch.arange(n, device=importance.device).expand_as(importance))
+    order = shuffle.gather(1, importance.gather(1, shuffle).argsort(dim=1, descending=True, stable=True))
     rank = torch.empty_like(order)
     rank.scatter_(1, order, torch.arange(n, device=order.device).expand_as(order))  # rank[i, unit] = place in order
     return rank[:, None, :] < counts[None, :, None], counts
@@ -147,17 +153,19 @@ class _Curve(Metric):
         generator = torch.Generator().manual_seed(opts.seed)
         random_orders = [torch.rand(importance.shape, generator=generator).to(x.device)
                          for _ in range(opts.chance_orders)]
+        tie_break = torch.rand(importance.shape, generator=generator).to(x.device)
         with torch.no_grad():
             actions = actions_for(agent, target, x)
-            scores, counts = self._scores(agent, target, x, baseline, importance, actions)
+            scores, counts = self._scores(agent, target, x, baseline, importance, actions, tie_break)
             chance = [self._scores(agent, target, x, baseline, order, actions)[0] for order in random_orders]
         return self._summarise(scores.double().cpu(), [c.double().cpu() for c in chance],
                                (counts.double() / counts[-1]).cpu())
 
     def _scores(self, agent, target: Target, x: torch.Tensor, baseline: torch.Tensor, importance: torch.Tensor,
-                actions: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+                actions: torch.Tensor | None,
+                tie_break: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw scores ``(B, K+1)`` of every curve point for units ordered by ``importance`` ``(B, N)``."""
-        masks, counts = replaced_masks(importance, self.options.steps)
+        masks, counts = replaced_masks(importance, self.options.steps, tie_break)
         scores = torch.stack([self._curve_scores(agent, target, x[i], baseline[i], masks[i],
                                                  None if actions is None else actions[i])
                               for i in range(len(x))])

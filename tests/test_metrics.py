@@ -172,6 +172,23 @@ def test_oracle_beats_random_at_chance_which_beats_reversed(ball_model, baseline
             assert results["oracle"].value < 0.05 and results["reversed"].value > 0.95
 
 
+def test_a_map_that_tells_no_unit_apart_scores_at_chance():
+    """An all-zero or constant map carries no order; ties go in a seeded random order, so it lands
+    at chance (the object sits at index 0, where index order would have scored it perfect)."""
+    generator = torch.Generator().manual_seed(4)
+    weight = torch.zeros(4, 84, 84)
+    weight[3, 0:4, 0:4] = 1.0
+    frames = torch.randint(0, 30, (8, 4, 84, 84), generator=generator).float()
+    frames[:, 3, 0:4, 0:4] = 200.0
+    agent = linear_agent(weight)
+    for values in (torch.zeros_like(frames), torch.full_like(frames, 0.3)):
+        result = score("deletion", agent, values, frames, baseline="zero", chance_orders=8)
+        chance, (low, high) = result.details["chance"]["value"], result.interval
+        assert low <= chance <= high and result.value > 0.2, (result.value, result.interval, chance)
+        again = score("deletion", agent, values, frames, baseline="zero", chance_orders=8)
+        assert again.value == result.value  # seeded: deterministic
+
+
 def test_which_observations_are_undefined_does_not_depend_on_the_map():
     """Ten features worth +1, ten worth -1 and one worth 0.6 (the whole gap). A map that removes the
     +1s first swings the score by 10, far beyond what random orders reach; whether the
