@@ -240,7 +240,7 @@ def checkpoint_rows(comparison: CheckpointComparison) -> list[tuple[str, object,
                 for renderer, result in zip(renderers, comparison.results):
                     cell = renderer.method_cell(method.name, target.spec, i, x)
                     policy = result.policy[i]
-                    cell.caption += (f"; policy {policy['action']} (p={policy['probability']:.2f}), "
+                    cell.caption += (f"; policy {policy['action']} ({policy['strength']}), "
                                      f"value {policy['value']:.3g}")
                     cells.append(cell)
                 rows.append((method.name, target, i, cells))

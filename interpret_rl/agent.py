@@ -114,6 +114,14 @@ class Agent:
         """Its outputs are Q-values (``action:k`` is Q(s, k), ``value`` is max Q), not policy logits."""
         return self.algo in Q_LEARNERS
 
+    def action_strength(self, outputs: torch.Tensor, action: int) -> str:
+        """How strongly one observation's ``outputs`` ``(A,)`` back ``action``, in words the agent's
+        kind allows: ``p=0.43`` for a policy, ``Q=1.23`` for a Q-learner (a softmax of Q-values is
+        no probability of anything)."""
+        if self.is_q_learner:
+            return f"Q={float(outputs[action]):.3g}"
+        return f"p={float(torch.softmax(outputs, -1)[action]):.2f}"
+
     @property
     def n_actions(self) -> int:
         return int(self.action_space["n"])

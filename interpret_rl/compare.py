@@ -401,9 +401,14 @@ def _policy_summary(agent, observations: torch.Tensor) -> list[dict]:
     with torch.no_grad():
         logits, value = agent.network(observations)
     actions = chosen_actions(agent, observations).tolist()
-    probs = torch.softmax(logits, -1).max(-1).values.tolist()
-    return [{"action": agent.action_meanings[a], "probability": round(p, 4), "value": round(float(v), 4)}
-            for a, p, v in zip(actions, probs, value.tolist())]
+    summary = []
+    for a, row, v in zip(actions, logits, value.tolist()):
+        entry = {"action": agent.action_meanings[a], "value": round(float(v), 4),
+                 "strength": agent.action_strength(row, a)}
+        if not agent.is_q_learner:  # a softmax of Q-values is no probability: left out for Q-learners
+            entry["probability"] = round(float(torch.softmax(row, -1)[a]), 4)
+        summary.append(entry)
+    return summary
 
 
 def compare(agent, methods: Sequence[str | Method], targets: Sequence[str | Target] | None = None,

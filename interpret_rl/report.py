@@ -191,7 +191,7 @@ class CellRenderer:
             for i, x in enumerate(self.observations):
                 policy = result.policy[i]
                 first = RenderedCell(shown[i], f"obs {i}: policy {policy['action']} "
-                                               f"(p={policy['probability']:.2f}), value {policy['value']:.3g}")
+                                               f"({policy['strength']}), value {policy['value']:.3g}")
                 cells = [self.method_cell(m.name, target.spec, i, x) for m in result.methods]
                 rows.append((target, i, [first, *cells]))
         return rows

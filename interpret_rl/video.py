@@ -279,9 +279,9 @@ def explanation_video(agent, methods: Sequence[str | Method], steps: int, out_pa
                 with torch.no_grad():
                     logits, value = agent.network(x)
                 action = agent.act(obs, generator=generator)
-                probability = float(torch.softmax(logits, -1)[0, int(action[0])])
+                strength = agent.action_strength(logits[0], int(action[0]))
                 header = (f"{agent.name or 'agent'} · {agent.env_id} · step {step + 1}/{steps} · "
-                          f"takes {agent.action_meanings[int(action[0])]} (p={probability:.2f}) · "
+                          f"takes {agent.action_meanings[int(action[0])]} ({strength}) · "
                           f"value {float(value[0]):.3g}")
                 frame = compose_frame(panels, header, _label(agent, actor, logits), critic.label)
                 shape = frame.shape

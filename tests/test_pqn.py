@@ -92,6 +92,13 @@ def test_explanation_methods_run_unchanged_on_a_q_network():
                      observations=torch.randn(2, 4))
     for cell in result.cells.values():
         assert cell.error is None and cell.explanation.values.shape == (2, 4)
+    # Q-values are no policy: the summary gives Q of the chosen action, never a softmax "probability"
+    with torch.no_grad():
+        q_values = agent.network(torch.as_tensor(result.observations))[0]
+    for policy, q in zip(result.policy, q_values):
+        assert "probability" not in policy and policy["strength"] == f"Q={float(q.max()):.3g}"
+    actor_critic = compare(_q_agent("a2c"), ["saliency"], targets=["value"], observations=torch.randn(2, 4))
+    assert all(p["strength"] == f"p={p['probability']:.2f}" for p in actor_critic.policy)
 
 
 def test_cli_trains_pqn_with_a_q_network_and_evaluates_greedily(run, isolated_home):
