@@ -3,7 +3,7 @@
 One update = ``num_envs`` environments stepped ``n_steps`` times (the shared rollout of
 ``rollout.py``), n-step bootstrapped returns, one gradient step on
 ``policy_loss - ent_coef * entropy + vf_coef * value_loss``.
-Every pitfall of ../shared/notes/a2c-checklist.md is handled where it arises; the item number is
+Every pitfall of docs/a2c-checklist.md is handled where it arises; the item number is
 given in a comment there.
 """
 

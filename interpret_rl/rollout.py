@@ -12,7 +12,7 @@ its own fields) and an object with three parts that ``run`` calls:
   gradient steps with ``learner.step(loss)``; ``progress`` is the share of ``total_steps`` done
   before this rollout (for schedules).
 
-Checklist item numbers (../shared/notes/a2c-checklist.md) are given in comments where they arise.
+Checklist item numbers (docs/a2c-checklist.md) are given in comments where they arise.
 """
 
 from __future__ import annotations
