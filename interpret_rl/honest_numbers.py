@@ -20,27 +20,42 @@ which keeps float32 accurate) in chunks, so a 1,000-state pool of Atari stacks c
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 OUT_OF_DISTRIBUTION = 10.0
 
 
-def nearest_distances(x: torch.Tensor, reference: torch.Tensor, centre: torch.Tensor | None = None,
-                      skip_same_index: bool = False, chunk: int = 256) -> torch.Tensor:
+@dataclass(frozen=True)
+class PreparedReference:
+    """Reference rows centred and flattened once, with their squared norms: a pool measured against
+    many synthetic batches (optim's candidates, an atlas's cells) pays for this only once."""
+
+    centre: torch.Tensor
+    rows: torch.Tensor
+    squared_norms: torch.Tensor
+
+    @classmethod
+    def of(cls, reference: torch.Tensor, centre: torch.Tensor | None = None) -> PreparedReference:
+        centre = reference.float().mean(0) if centre is None else centre
+        rows = (reference.float() - centre).flatten(1)
+        return cls(centre=centre, rows=rows, squared_norms=(rows ** 2).sum(1))
+
+
+def nearest_distances(x: torch.Tensor, reference: torch.Tensor | PreparedReference,
+                      centre: torch.Tensor | None = None, skip_same_index: bool = False,
+                      chunk: int = 256) -> torch.Tensor:
     """L2 distance from each row of ``x`` ``(M, ...)`` to its nearest row of ``reference`` ``(N, ...)``.
 
     :param skip_same_index: ``x`` is ``reference``: row i's own copy does not count (leave-one-out).
     :returns: ``(M,)`` float64.
     """
-    centre = reference.float().mean(0) if centre is None else centre
-    ref = (reference.float() - centre).flatten(1)
-    ref_sq = (ref ** 2).sum(1)
+    prepared = reference if isinstance(reference, PreparedReference) else PreparedReference.of(reference, centre)
     found = []
     for start in range(0, len(x), chunk):
-        part = (x[start:start + chunk].float() - centre).flatten(1)
-        squared = (part ** 2).sum(1, keepdim=True) + ref_sq - 2 * part @ ref.T
+        part = (x[start:start + chunk].float() - prepared.centre).flatten(1)
+        squared = (part ** 2).sum(1, keepdim=True) + prepared.squared_norms - 2 * part @ prepared.rows.T
         if skip_same_index:
             rows = torch.arange(len(part))
             squared[rows, rows + start] = float("inf")
@@ -67,6 +82,7 @@ class RealReference:
     source: str
     typical_distance: float | None
     held_out_ratios: torch.Tensor | None = None
+    _prepared: PreparedReference | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def build(cls, states: torch.Tensor, source: str, held_out: torch.Tensor | None = None) -> RealReference:
@@ -82,7 +98,9 @@ class RealReference:
     def realism(self, x: torch.Tensor) -> torch.Tensor:
         """``(M,)`` nearest-real distance of each row of ``x`` divided by ``typical_distance`` (NaN
         when there is no typical distance, or it is 0)."""
-        distances = nearest_distances(x.detach().cpu(), self.states)
+        if self._prepared is None:  # built on first use, then reused for every later batch
+            self._prepared = PreparedReference.of(self.states)
+        distances = nearest_distances(x.detach().cpu(), self._prepared)
         if not self.typical_distance:
             return torch.full_like(distances, float("nan"))
         return distances / self.typical_distance
