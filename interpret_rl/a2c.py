@@ -163,7 +163,8 @@ def train(config: A2CConfig, *, out_dir: str | Path | None = None, progress: boo
     :param agent: continue training this agent instead of a freshly initialised one.
     :param resume: also restore the optimizer state saved in ``out_dir`` (``train --resume``);
         training goes on until ``agent.steps_trained`` reaches ``config.total_steps``.
-    :param on_update: called after every update with ``(env_steps, stats)`` (tests, callbacks).
+    :param on_update: called after every update with ``(env_steps, stats)``; ``stats`` also holds
+        ``ep_rew_mean``, the mean return of the last 100 games (tests, callbacks, ``tune``).
     """
     return rollout.run(config, A2C(config), out_dir=out_dir, progress=progress, tensorboard=tensorboard,
                        agent=agent, resume=resume, on_update=on_update)

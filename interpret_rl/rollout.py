@@ -324,8 +324,8 @@ def run(config: TrainingConfig, algorithm, *, out_dir: str | Path | None = None,
             stats["lr"] = optimizer.param_groups[0]["lr"]
             if log.should_log(steps):
                 log.write(steps, stats)
-            if on_update is not None:
-                on_update(steps, stats)
+            if on_update is not None:  # with the recent mean return, for callers that prune (tune)
+                on_update(steps, {**stats, "ep_rew_mean": log.mean_return()})
             reached = config.target_return is not None and log.mean_return() >= config.target_return
             if reached_at is None and ranks.any(reached, device):
                 reached_at = steps
