@@ -82,3 +82,18 @@ def test_value_is_raised(cnn_agent, atari_observations):
 def test_bad_budget_is_refused():
     with pytest.raises(ValueError, match="edit.pixels and edit.l1 must be >= 0"):
         build_method("edit", {"pixels": "-1"})
+
+
+def test_auto_direction_asks_what_would_change_the_choice():
+    """The chosen action is lowered (a fixed 'raise' would be an empty edit: it already leads); an
+    action is raised where another leads and lowered where it leads itself."""
+    obs = torch.tensor([[2.0, 0.0, 0.0, 0.0], [0.0, 2.0, 0.0, 0.0]])  # LEFT chosen, RIGHT chosen
+    chosen = edit(linear_agent(), "action", obs, pixels=1, l1=5.0, steps=300)
+    assert chosen.extras["direction"] == ["lower", "lower"]
+    assert chosen.extras["action_after"] == ["RIGHT", "LEFT"] and chosen.extras["flipped"] == [True, True]
+    assert (chosen.values.abs().sum(1) > 0).all()
+    left = edit(linear_agent(), "action:LEFT", obs, pixels=1, l1=5.0, steps=300)
+    assert left.extras["direction"] == ["lower", "raise"]
+    assert left.extras["action_after"] == ["RIGHT", "LEFT"]
+    fixed = edit(linear_agent(), "action", obs, pixels=1, l1=5.0, steps=300, direction="raise")
+    assert fixed.values.abs().sum() == 0  # already leads by more than the margin: nothing to do
