@@ -20,6 +20,9 @@ def _default_compare_model() -> str:
 @cli.command(name="compare")
 @click.option("--model", default=None, help="Registered model or model folder "
               "(default: breakout-a2c when registered, else cartpole-a2c).")
+@click.option("--models", default=None, callback=_comma_list, metavar="A,B,...",
+              help="Several agents of one env side by side on the same states pooled from their play "
+                   "(columns agent x method; agreement, CKA, per-frame share; targets default to action).")
 @click.option("--methods", "method_names", default="saliency,optim", show_default=True, callback=_comma_list,
               help="Comma-separated methods (see `interpret-rl methods`).")
 @click.option("--targets", default=None, callback=_comma_list,
@@ -47,8 +50,8 @@ def _default_compare_model() -> str:
               help="CPU threads for torch (0: torch's default, all cores). One is the default because the "
                    "batches here are small: measured on 2 busy cores, optim took 1.9 s on one thread and "
                    "90 s on two (threads that wait for a core spin).")
-def compare_command(model, method_names, targets, frames, sample, observations_file, out, option_args, metric_names,
-                    seed, checkpoints, device, threads):
+def compare_command(model, models, method_names, targets, frames, sample, observations_file, out, option_args,
+                    metric_names, seed, checkpoints, device, threads):
     """Run several explanation methods on the same targets and observations; write a report."""
     from interpret_rl.compare import compare, prepare_methods, prepare_metrics, prepare_targets
     from interpret_rl.methods import parse_option_args, registered_methods
@@ -81,6 +84,13 @@ def compare_command(model, method_names, targets, frames, sample, observations_f
         import torch
 
         torch.set_num_threads(threads)
+    if models is not None:
+        from interpret_rl.cli_agents import compare_models
+
+        if model is not None or checkpoints is not None:
+            raise UserError("--models excludes --model and --checkpoints: name every agent in --models")
+        return compare_models(models, method_names, targets, frames, sample, observations_file, out_dir, options,
+                              metrics, metric_options, seed, device)
     if checkpoints is not None:
         return _compare_checkpoints(model or _default_compare_model(), method_names, targets, frames,
                                     observations_file, out_dir, options, seed, checkpoints, device)

@@ -50,25 +50,10 @@ from torch import nn
 
 from interpret_rl.methods import Explanation, Method, seeded_rng
 from interpret_rl.metrics import Metric, MetricResult, bootstrap_interval, explain_holding_actions
+from interpret_rl.similarity import rank_correlation
 from interpret_rl.targets import Target, actions_for
 
 HEADS = ("policy", "value")
-
-
-def _ranks(x: torch.Tensor) -> torch.Tensor:
-    """1-based ranks of a 1-D tensor, ties sharing their mean rank (as ``scipy.stats.rankdata``)."""
-    _, inverse, counts = torch.unique(x, sorted=True, return_inverse=True, return_counts=True)
-    last = counts.cumsum(0).double()  # rank of each distinct value's last occurrence
-    return (last - (counts.double() - 1) / 2)[inverse]
-
-
-def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Spearman's rho of two tensors with the same number of elements: the Pearson correlation of
-    their ranks (ties averaged, as ``scipy.stats.spearmanr``). ``nan`` when either is constant."""
-    ra, rb = _ranks(a.detach().flatten().double().cpu()), _ranks(b.detach().flatten().double().cpu())
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    denominator = ra.norm() * rb.norm()
-    return float(ra @ rb / denominator) if denominator > 0 else math.nan
 
 
 def cascade(network: nn.Module) -> list[tuple[str, list[nn.Module]]]:
