@@ -107,6 +107,9 @@ def _positive(ctx, param, value):
 @click.option("--preset", type=click.Choice(["cartpole", "breakout", "paper"]), default=None,
               help="Settings preset of the algorithm (default: breakout for Atari, cartpole otherwise; "
                    "paper: A2C only).")
+@click.option("--preset-file", type=click.Path(dir_okay=False), default=None,
+              help="Settings file that `tune` writes (studies/<study>-best.json), in place of --preset; "
+                   "the other options override it.")
 @click.option("--steps", type=int, default=None, callback=_positive, help="Environment steps to train for.")
 @click.option("--name", default=None, help="Registry name of the model (default: <env>-<algo>).")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -127,18 +130,23 @@ def _positive(ctx, param, value):
 @click.option("--resume", default=None, metavar="NAME",
               help="Continue training your model NAME from its last checkpoint (--steps: new total).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(algo, env_id, preset, steps, name, seed, device, num_envs, n_steps, lr, architecture, target_return,
-          torch_threads, tensorboard, keep_checkpoints, checkpoint_every, eval_episodes, force, resume, quiet):
+def train(algo, env_id, preset, preset_file, steps, name, seed, device, num_envs, n_steps, lr, architecture,
+          target_return, torch_threads, tensorboard, keep_checkpoints, checkpoint_every, eval_episodes, force, resume,
+          quiet):
     """Train an agent (A2C, PPO, PQN or DQN) and save it in the registry."""
+    from interpret_rl import rollout
     from interpret_rl.rollout import algorithm_module
 
     if resume:
         return _resume(resume, steps, device, tensorboard, eval_episodes, quiet, torch_threads)
+    presets = algorithm_module(algo).PRESETS
+    if preset_file:  # the settings tune found stand in for a preset
+        algo, presets, preset = _preset_file(preset_file, algo, preset)
     algorithm = algorithm_module(algo)
     preset = preset or _default_preset(env_id or "CartPole-v1")
-    if preset not in algorithm.PRESETS:
-        raise UserError(f"--preset {preset}: not a preset of {algo}; choose one of {', '.join(algorithm.PRESETS)}")
-    env_id = env_id or algorithm.PRESETS[preset]["env_id"]
+    if preset not in presets:
+        raise UserError(f"--preset {preset}: not a preset of {algo}; choose one of {', '.join(presets)}")
+    env_id = env_id or presets[preset]["env_id"]
     check_env_id(env_id)
     name = registry.check_name(name or f"{env_id.removeprefix('ALE/').split('-')[0].lower()}-{algo}")
     out_dir = registry.user_models_dir() / name
@@ -152,17 +160,30 @@ def train(algo, env_id, preset, steps, name, seed, device, num_envs, n_steps, lr
 
         if not torch.cuda.is_available():
             raise UserError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
-    config = algorithm.config_from_preset(preset, env_id=env_id, total_steps=steps, seed=seed, device=device,
-                                          num_envs=num_envs, n_steps=n_steps, lr=lr, target_return=target_return,
-                                          architecture=architecture, torch_threads=torch_threads,
-                                          keep_checkpoints=keep_checkpoints or None,
-                                          checkpoint_every_steps=checkpoint_every)
+    config = rollout.config_from_preset(algorithm.CONFIG, presets, preset, env_id=env_id, total_steps=steps,
+                                        seed=seed, device=device, num_envs=num_envs, n_steps=n_steps, lr=lr,
+                                        target_return=target_return, architecture=architecture,
+                                        torch_threads=torch_threads, keep_checkpoints=keep_checkpoints or None,
+                                        checkpoint_every_steps=checkpoint_every)
     click.echo(f"training {name}: {algo}, {env_id}, preset {preset}, {config.total_steps:,} steps, seed {seed}",
                err=True)
     with _training_outcomes(name):
         result = algorithm.train(config, out_dir=out_dir, progress=not quiet, tensorboard=tensorboard)
     if main_rank:
         _finish_training(result, name, out_dir, eval_episodes, seed)
+
+
+def _preset_file(path: str, algo: str, preset: str | None) -> tuple[str, dict, str]:
+    """``(algo, presets, preset)`` for ``train --preset-file``: the file is the one preset there is."""
+    from interpret_rl.tune import read_preset_file
+
+    if preset:
+        raise UserError(f"--preset {preset} and --preset-file {path}: give one of them")
+    file_algo, values = read_preset_file(path)
+    algo_given = click.get_current_context().get_parameter_source("algo") != click.core.ParameterSource.DEFAULT
+    if algo_given and algo != file_algo:
+        raise UserError(f"--algo {algo}: {path} holds {file_algo} settings; leave --algo out or use {file_algo}")
+    return file_algo, {"file": values}, "file"
 
 
 @contextlib.contextmanager
@@ -351,4 +372,4 @@ def main() -> None:
 # The explanation commands (compare, methods, video), `atlas` and the `prior` group live in their own
 # modules; importing them adds them to ``cli``. At the bottom because they import ``cli`` and the
 # helpers above.
-from interpret_rl import cli_atlas, cli_explain, cli_prior  # noqa: E402,F401
+from interpret_rl import cli_atlas, cli_explain, cli_prior, cli_tune  # noqa: E402,F401

@@ -461,4 +461,10 @@ def read_preset_file(path: str | Path) -> tuple[str, dict]:
     if not isinstance(data, dict) or data.get("algo") not in ALGORITHMS or not isinstance(data.get("config"), dict):
         raise InvalidConfigError(f"--preset-file {path}: expected {{\"algo\": one of {', '.join(ALGORITHMS)}, "
                                  f"\"config\": {{...}}}} as tune writes it")
+    from interpret_rl.rollout import algorithm_module
+
+    known = {f.name for f in dataclasses.fields(algorithm_module(data["algo"]).CONFIG)}
+    unknown = sorted(set(data["config"]) - known)
+    if unknown:
+        raise InvalidConfigError(f"--preset-file {path}: {', '.join(unknown)} not settings of {data['algo']}")
     return data["algo"], data["config"]
