@@ -15,7 +15,8 @@ agent (``compare.compare``, with any metrics, e.g. the ground-truth ``objects``,
   Q-network) on the same observations, beside its level for shuffled rows (``similarity.cka_chance``).
 
 Every mean over observations comes with its 95 % percentile bootstrap interval
-(``metrics.bootstrap_interval``), resampling observations (CKA: recomputed on resampled rows).
+(``metrics.bootstrap_interval``), resampling observations; CKA, which is no mean, with a jackknife
+interval (``similarity.cka_interval``: duplicated rows of a bootstrap resample inflate it).
 Agents must share the env and the observation shape; ``ValueError`` naming both otherwise.
 """
 
@@ -40,11 +41,10 @@ from interpret_rl.compare import (
 )
 from interpret_rl.metrics import MetricResult, bootstrap_interval
 from interpret_rl.observations import SAMPLES, check_observations, collect_with_ground_truth
-from interpret_rl.similarity import cka_chance, linear_cka, rank_correlation
+from interpret_rl.similarity import cka_chance, cka_interval, linear_cka, rank_correlation
 from interpret_rl.targets import TargetError
 
 HEADS = ("policy", "q")  # the module producing the outputs: actor-critic, Q-network
-CKA_RESAMPLES = 200  # bootstrap resamples for CKA's interval (each one a CKA on resampled rows)
 
 
 @dataclass
@@ -255,20 +255,17 @@ def _none_if_nan(value: float) -> float | None:
 
 
 def cka_pairs(agents: Sequence, observations: torch.Tensor, seed: int = 0) -> dict:
-    """Linear CKA of each pair's penultimate representations, its bootstrap interval and chance level."""
+    """Linear CKA of each pair's penultimate representations, its jackknife interval and chance level."""
     layers, features = {}, []
     for agent in agents:
         layers[agent.name], representation = penultimate(agent, observations)
         features.append(representation)
-    rng = np.random.default_rng(seed)
-    resamples = [torch.from_numpy(rng.integers(0, len(observations), len(observations))) for _ in range(CKA_RESAMPLES)]
     pairs = []
     for (a, x), (b, y) in itertools.combinations(enumerate(features), 2):
-        boot = [v for rows in resamples if np.isfinite(v := linear_cka(x[rows], y[rows]))]
-        interval = [float(q) for q in np.percentile(boot, [2.5, 97.5])] if len(boot) >= 2 else None
+        interval = cka_interval(x, y)
         pairs.append({"agents": [agents[a].name, agents[b].name], "value": _none_if_nan(linear_cka(x, y)),
-                      "interval": interval, "chance": _none_if_nan(cka_chance(x, y, seed=seed)),
-                      "observations": len(observations)})
+                      "interval": list(interval) if interval else None,
+                      "chance": _none_if_nan(cka_chance(x, y, seed=seed)), "observations": len(observations)})
     return {"layer": layers, "pairs": pairs}
 
 

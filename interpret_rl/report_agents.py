@@ -128,9 +128,10 @@ def _cka_section(comparison: AgentComparison) -> str:
     layers = ", ".join(f"{name}: {layer}" for name, layer in cka["layer"].items())
     out = ["<h2>Representation similarity (linear CKA)</h2>",
            f"<p>Linear CKA (Kornblith et al. 2019) between the agents' penultimate representations ({esc(layers)}) "
-           "on the same observations: 1 = the same up to rotation and scale. In brackets its 95 % bootstrap "
-           "interval over observations; <i>shuffled</i> is CKA with one side's rows shuffled: with fewer states "
-           "than features CKA is high even for unrelated representations, so read a value against it.</p>"
+           "on the same observations: 1 = the same up to rotation and scale. In brackets its 95 % jackknife "
+           "interval over observations (leave one out); <i>shuffled</i> is CKA with one side's rows shuffled: "
+           "with fewer states than features CKA is high even for unrelated representations, so read a value "
+           "against it.</p>"
            "<table class='kv metrics'><tr><th>agents</th><th>CKA</th><th>shuffled</th><th>states</th></tr>"]
     for pair in cka["pairs"]:
         out.append(f"<tr><td>{esc(' vs '.join(pair['agents']))}</td><td>{_with_interval(pair, value_key='value')}</td>"

@@ -14,7 +14,7 @@ from conftest import make_cnn_agent
 
 from interpret_rl.across_agents import compare_agents, penultimate
 from interpret_rl.methods import Explanation, Method
-from interpret_rl.similarity import cka_chance, linear_cka, rank_correlation
+from interpret_rl.similarity import cka_chance, cka_interval, linear_cka, rank_correlation
 
 
 def _random_orthogonal(size: int, generator: torch.Generator) -> torch.Tensor:
@@ -65,6 +65,20 @@ def test_cka_of_independent_features_is_near_zero_with_many_samples_and_its_chan
     assert linear_cka(wide_x, wide_y) > 0.5
     assert cka_chance(wide_x, wide_y) == pytest.approx(linear_cka(wide_x, wide_y), abs=0.05)
     assert math.isnan(linear_cka(torch.ones(5, 3), wide_x[:5]))
+
+
+def test_cka_jackknife_interval_holds_the_value_and_narrows_with_more_inputs():
+    generator = torch.Generator().manual_seed(6)
+    widths = []
+    for n in (20, 200):
+        x = torch.randn(n, 8, generator=generator, dtype=torch.float64)
+        y = x[:, :4] + torch.randn(n, 4, generator=generator, dtype=torch.float64)  # related, not equal
+        low, high = cka_interval(x, y)
+        assert low < linear_cka(x, y) < high
+        widths.append(high - low)
+    assert widths[1] < widths[0] / 2
+    assert cka_interval(x, 2 * x) == pytest.approx((1.0, 1.0))
+    assert cka_interval(x[:2], y[:2]) is None
 
 
 def test_rank_correlation_of_monotone_and_reversed_maps():
