@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 
+from interpret_rl.report_agents import number_text
+
 
 def _number(value, percent: bool) -> str:
-    if value is None:
-        return "n/a"
-    return (f"{100 * value:.1f}" if abs(value) < 0.1 else f"{100 * value:.0f}") if percent else f"{value:.2f}"
+    return number_text(value, percent).removesuffix(" %")  # the column header says %
 
 
 def _cell(entry: dict | None, percent: bool = False, key: str = "mean") -> str:

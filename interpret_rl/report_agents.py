@@ -25,7 +25,7 @@ from interpret_rl.report import CSS, HTML_ZOOM, _image_html, _json_safe, check_o
 SHOWN = 6  # observations whose maps are drawn (spread over the pooled ones): each is a row of pictures
 
 
-def _number(value, percent: bool = False) -> str:
+def number_text(value, percent: bool = False) -> str:
     if value is None:
         return "n/a"
     return (f"{100 * value:.1f} %" if abs(value) < 0.1 else f"{100 * value:.0f} %") if percent else f"{value:.2f}"
@@ -36,9 +36,9 @@ def _with_interval(entry: dict | None, percent: bool = False, value_key: str = "
     if not entry or entry.get(value_key) is None:
         return "<span class='na'>n/a</span>"
     interval = entry.get("interval")
-    bracket = (f" <span class='ci'>[{_number(interval[0], percent)}, {_number(interval[1], percent)}]</span>"
+    bracket = (f" <span class='ci'>[{number_text(interval[0], percent)}, {number_text(interval[1], percent)}]</span>"
                if interval else "")
-    return _number(entry[value_key], percent) + bracket
+    return number_text(entry[value_key], percent) + bracket
 
 
 def _agents_table(comparison: AgentComparison) -> str:
@@ -71,7 +71,7 @@ def _objects_section(comparison: AgentComparison) -> str:
            "much changing that object in the emulator moves the target. Each a mean over targets, then over the "
            "observations, with its 95 % bootstrap interval; chance (an evenly spread map) under each column "
            "name.</p><table class='kv metrics'><tr><th>agent</th><th>method</th>"]
-    out += [f"<th>{esc(c)}<br><small>chance {_number(chance[c], percent=c != 'interventions')}</small></th>"
+    out += [f"<th>{esc(c)}<br><small>chance {number_text(chance[c], percent=c != 'interventions')}</small></th>"
             for c in columns]
     out.append("</tr>")
     for agent, methods in summary.items():
@@ -90,7 +90,7 @@ def _frames_section(comparison: AgentComparison) -> str:
         return ""
     out = ["<h2>Which stacked frame each agent uses</h2>",
            "<p>Share of each map's |mass| on each stacked frame, oldest to newest (per observation the shares "
-           f"sum to 1; an even spread is {_number(1 / frames, percent=True)} each); mean over targets and "
+           f"sum to 1; an even spread is {number_text(1 / frames, percent=True)} each); mean over targets and "
            "observations with its 95 % bootstrap interval. A method with one map for all frames (Grad-CAM) "
            "cannot tell them apart.</p><table class='kv metrics'><tr><th>agent</th><th>method</th>"]
     out += [f"<th>frame {f + 1}{' (oldest)' if f == 0 else ' (newest)' if f == frames - 1 else ''}</th>"
@@ -117,7 +117,7 @@ def _agreement_section(comparison: AgentComparison) -> str:
     for method, pairs in comparison.agreement.items():
         for pair in pairs:
             out.append(f"<tr><th>{esc(method)}</th><td>{esc(' vs '.join(pair['agents']))}</td>"
-                       f"<td>{_with_interval(pair)}</td><td>{_number(pair.get('chance'))}</td>"
+                       f"<td>{_with_interval(pair)}</td><td>{number_text(pair.get('chance'))}</td>"
                        f"<td>{pair['observations']}</td></tr>")
     out.append("</table>")
     return "".join(out)
@@ -135,7 +135,7 @@ def _cka_section(comparison: AgentComparison) -> str:
            "<table class='kv metrics'><tr><th>agents</th><th>CKA</th><th>shuffled</th><th>states</th></tr>"]
     for pair in cka["pairs"]:
         out.append(f"<tr><td>{esc(' vs '.join(pair['agents']))}</td><td>{_with_interval(pair, value_key='value')}</td>"
-                   f"<td>{_number(pair['chance'])}</td><td>{pair['observations']}</td></tr>")
+                   f"<td>{number_text(pair['chance'])}</td><td>{pair['observations']}</td></tr>")
     out.append("</table>")
     return "".join(out)
 
