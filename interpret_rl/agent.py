@@ -11,7 +11,7 @@ from torch import nn
 
 from interpret_rl.networks import BUILTIN_ARCHITECTURES
 
-Q_LEARNERS = ("pqn", "dqn")
+Q_LEARNERS = ("pqn", "dqn", "qrdqn")
 """Algorithms whose network outputs Q-values: their agent acts greedily (``Agent.act``)."""
 
 

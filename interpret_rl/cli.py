@@ -372,4 +372,4 @@ def main() -> None:
 # The explanation commands (compare, methods, video), `atlas` and the `prior` group live in their own
 # modules; importing them adds them to ``cli``. At the bottom because they import ``cli`` and the
 # helpers above.
-from interpret_rl import cli_atlas, cli_explain, cli_prior, cli_tune  # noqa: E402,F401
+from interpret_rl import cli_atlas, cli_explain, cli_import, cli_prior, cli_tune  # noqa: E402,F401

@@ -64,9 +64,9 @@ class ActorCritic(nn.Module):
         # (Set here, not as a class attribute: a class-level None would hide the submodule.)
         self.critic_trunk: nn.Module | None = None
 
-    def _finish_init(self, features: int, n_actions: int) -> None:
+    def _finish_init(self, features: int, n_actions: int, critic_features: int | None = None) -> None:
         self.policy = nn.Linear(features, n_actions)
-        self.value = nn.Linear(features, 1)
+        self.value = nn.Linear(features if critic_features is None else critic_features, 1)
         orthogonal_init(self.trunk, math.sqrt(2))
         if self.critic_trunk is not None:
             orthogonal_init(self.critic_trunk, math.sqrt(2))
@@ -92,17 +92,22 @@ class MLPActorCritic(ActorCritic):
     :param activation: ``"tanh"`` or ``"relu"``.
     :param shared_trunk: actor and critic share the hidden layers; if False the critic gets its
         own copy (``critic_trunk``), as stable-baselines3's MlpPolicy does.
+    :param critic_hidden: widths of the critic's own hidden layers where they differ from ``hidden``
+        (SB3's ``net_arch=dict(pi=[...], vf=[...])``); implies ``shared_trunk=False``.
     """
 
     def __init__(self, obs_dim: int, n_actions: int, hidden: Sequence[int] = (64, 64),
-                 activation: str = "tanh", shared_trunk: bool = True):
+                 activation: str = "tanh", shared_trunk: bool = True, critic_hidden: Sequence[int] | None = None):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation {activation!r} is not one of {sorted(ACTIVATIONS)}")
         self.trunk = mlp_trunk(obs_dim, hidden, activation)
-        if not shared_trunk:
-            self.critic_trunk = mlp_trunk(obs_dim, hidden, activation)
-        self._finish_init(hidden[-1] if hidden else obs_dim, n_actions)
+        critic_features = None
+        if not shared_trunk or critic_hidden is not None:
+            critic_hidden = hidden if critic_hidden is None else critic_hidden
+            self.critic_trunk = mlp_trunk(obs_dim, critic_hidden, activation)
+            critic_features = critic_hidden[-1] if critic_hidden else obs_dim
+        self._finish_init(hidden[-1] if hidden else obs_dim, n_actions, critic_features)
 
 
 
@@ -133,17 +138,23 @@ class NatureCNNActorCritic(ActorCritic):
     :param in_channels: stacked frames (4 for the standard Atari setup).
     :param n_actions: number of discrete actions.
     :param hidden: width of the fully connected layer.
+    :param shared_trunk: False gives the critic its own CNN (SB3's ``share_features_extractor=False``).
+    :param normalize_images: divide the input by 255 (False: SB3's ``normalize_images=False``).
     """
 
-    def __init__(self, in_channels: int, n_actions: int, hidden: int = 512):
+    def __init__(self, in_channels: int, n_actions: int, hidden: int = 512, shared_trunk: bool = True,
+                 normalize_images: bool = True):
         super().__init__()
+        self.normalize_images = normalize_images
         self.trunk = nature_cnn_trunk(in_channels, hidden, layer_norm=False)
+        if not shared_trunk:
+            self.critic_trunk = nature_cnn_trunk(in_channels, hidden, layer_norm=False)
         self._finish_init(hidden, n_actions)
 
     def preprocess(self, obs: torch.Tensor) -> torch.Tensor:
         # Scaling lives in the network so buffers stay uint8 (4x less memory) and every
         # explanation method sees the same input scale as the environment produces.
-        x = obs.float() / 255.0
+        x = obs.float() / 255.0 if self.normalize_images else obs.float()
         # channels-last makes oneDNN's CPU convolutions (forward and backward) about 1.6x faster
         # (measured: batch 80 fwd+bwd 77 -> 48 ms on 2 cores); values are unchanged.
         return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
@@ -155,12 +166,16 @@ class QNetwork(nn.Module):
     LayerNorm before every activation (Gallici et al. 2024, PQN: it is what keeps TD learning
     stable without a target network or replay buffer); orthogonal init with gain sqrt(2)
     everywhere, the output layer included (CleanRL's pqn_atari).
+
+    With ``n_quantiles`` > 1 the output layer holds a return distribution (QR-DQN): quantile ``j``
+    of action ``a`` is unit ``j * n_actions + a`` of ``q``, and Q(s, a) is the mean over quantiles.
     """
 
     trunk: nn.Module
 
-    def _finish_init(self, features: int, n_actions: int) -> None:
-        self.q = nn.Linear(features, n_actions)
+    def _finish_init(self, features: int, n_actions: int, n_quantiles: int = 1) -> None:
+        self.n_quantiles = n_quantiles
+        self.q = nn.Linear(features, n_actions * n_quantiles)
         orthogonal_init(self, math.sqrt(2))
 
     def preprocess(self, obs: torch.Tensor) -> torch.Tensor:
@@ -168,6 +183,8 @@ class QNetwork(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         q_values = self.q(self.trunk(self.preprocess(obs)))
+        if self.n_quantiles > 1:
+            q_values = q_values.view(q_values.shape[0], self.n_quantiles, -1).mean(1)
         return q_values, q_values.max(-1).values
 
 
@@ -179,12 +196,17 @@ class MLPQNetwork(QNetwork):
     :param hidden: widths of the hidden layers.
     :param layer_norm: False gives the plain MLP of DQN (its target network and replay buffer do
         the stabilising instead).
+    :param activation: ``"relu"`` or ``"tanh"``.
+    :param n_quantiles: quantiles per action (QR-DQN); Q is their mean.
     """
 
-    def __init__(self, obs_dim: int, n_actions: int, hidden: Sequence[int] = (256, 256), layer_norm: bool = True):
+    def __init__(self, obs_dim: int, n_actions: int, hidden: Sequence[int] = (256, 256), layer_norm: bool = True,
+                 activation: str = "relu", n_quantiles: int = 1):
         super().__init__()
-        self.trunk = mlp_trunk(obs_dim, hidden, "relu", layer_norm)
-        self._finish_init(hidden[-1] if hidden else obs_dim, n_actions)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation {activation!r} is not one of {sorted(ACTIVATIONS)}")
+        self.trunk = mlp_trunk(obs_dim, hidden, activation, layer_norm)
+        self._finish_init(hidden[-1] if hidden else obs_dim, n_actions, n_quantiles)
 
 
 class NatureCNNQNetwork(QNetwork):
@@ -195,12 +217,17 @@ class NatureCNNQNetwork(QNetwork):
     :param in_channels: stacked frames.
     :param n_actions: number of discrete actions.
     :param hidden: width of the fully connected layer.
+    :param layer_norm: False gives the plain Nature CNN of DQN and QR-DQN.
+    :param normalize_images: divide the input by 255 (False: SB3's ``normalize_images=False``).
+    :param n_quantiles: quantiles per action (QR-DQN); Q is their mean.
     """
 
-    def __init__(self, in_channels: int, n_actions: int, hidden: int = 512):
+    def __init__(self, in_channels: int, n_actions: int, hidden: int = 512, layer_norm: bool = True,
+                 normalize_images: bool = True, n_quantiles: int = 1):
         super().__init__()
-        self.trunk = nature_cnn_trunk(in_channels, hidden, layer_norm=True)
-        self._finish_init(hidden, n_actions)
+        self.normalize_images = normalize_images
+        self.trunk = nature_cnn_trunk(in_channels, hidden, layer_norm=layer_norm)
+        self._finish_init(hidden, n_actions, n_quantiles)
 
     preprocess = NatureCNNActorCritic.preprocess
 

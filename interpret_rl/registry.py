@@ -461,21 +461,26 @@ def build_meta(agent: Agent, files: dict[str, str], **extra: Any) -> dict:
 
 
 def save_agent(agent: Agent, out_dir: str | os.PathLike, optimizer: torch.optim.Optimizer | None = None,
-               keep_snapshot: bool = False, **extra: Any) -> Path:
+               keep_snapshot: bool = False, fresh: bool = False, **extra: Any) -> Path:
     """Write ``agent`` into ``out_dir`` as one commit (weights, optional optimizer state and
     snapshot, meta.json; see the module docstring): after a crash or a full disk at any instant
     the folder loads as the previous save or as this one.
 
     ``extra`` fields (``config``, ``training``, ``evaluation``...) are merged into meta.json.
+
+    :param fresh: this save replaces the folder's model by another one (``import --force``):
+        nothing of the previous save is carried over (evaluation, snapshots, optimizer state,
+        training curve), and the files only it recorded are removed after the commit.
     """
     out_dir = Path(out_dir)
     refuse_bundled(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     previous = read_meta(out_dir) if (out_dir / META).is_file() else {}
     settle(out_dir, previous.get("files", {}), MANAGED_FILES)  # finish or clean an interrupted save
+    carried = {} if fresh else previous
     # Keep the records of files this save does not rewrite (snapshots; the optimizer state when
     # only the weights are saved), or a later --resume would refuse an unrecorded optimizer file.
-    files = {k: v for k, v in previous.get("files", {}).items()
+    files = {k: v for k, v in carried.get("files", {}).items()
              if k.startswith("checkpoints/") or (k == OPTIMIZER and optimizer is None)}
     contents = {WEIGHTS: _state_bytes(agent.network)}
     if keep_snapshot:
@@ -484,12 +489,24 @@ def save_agent(agent: Agent, out_dir: str | os.PathLike, optimizer: torch.optim.
         contents[OPTIMIZER] = _optimizer_bytes(optimizer)
     files.update({name: sha256_bytes(data) for name, data in contents.items()})
     for extra_file in ("training_curve.csv", "training_curve.png"):
-        if (out_dir / extra_file).is_file():
+        if (out_dir / extra_file).is_file() and not fresh:
             files[extra_file] = sha256_file(out_dir / extra_file)
-    meta = build_meta(agent, files, **{**{k: previous.get(k) for k in ("evaluation",)}, **extra})
+    meta = build_meta(agent, files, **{**{k: carried.get(k) for k in ("evaluation",)}, **extra})
     commit_files(out_dir, contents, META, json.dumps(meta, indent=2, sort_keys=True, allow_nan=False))
     agent.meta = meta
+    if fresh:
+        _remove_unrecorded(out_dir, set(previous.get("files", {})) - set(files))
     return out_dir
+
+
+def _remove_unrecorded(out_dir: Path, names: set[str]) -> None:
+    """Remove files of a replaced model that the new meta.json does not record (only regular
+    files inside ``out_dir``: a tampered record naming ``../x`` removes nothing)."""
+    root = out_dir.resolve()
+    for name in names:
+        path = out_dir / name
+        if path.resolve().is_relative_to(root) and path.is_file() and not path.is_symlink():
+            path.unlink()
 
 
 def save_checkpoint(agent: Agent, out_dir, config, optimizer, summary: dict, keep_snapshot: bool,
