@@ -35,7 +35,8 @@ def build_network(name: str, args: dict[str, Any]) -> nn.Module:
 
 
 def space_to_dict(space) -> dict[str, Any]:
-    """A JSON-safe description of a Box or Discrete space (infinite bounds become ``None``)."""
+    """A JSON-safe description of a Box or Discrete space (infinite bounds become ``None``); a Box
+    action space describes a continuous policy's actions."""
     if hasattr(space, "n"):
         return {"type": "Discrete", "n": int(space.n)}
 
@@ -51,6 +52,13 @@ def space_to_dict(space) -> dict[str, Any]:
         "low": finite_or_none(low.flat[:1]) if uniform else finite_or_none(low),
         "high": finite_or_none(high.flat[:1]) if uniform else finite_or_none(high),
     }
+
+
+def _auto_architecture(shape: tuple[int, ...]) -> str:
+    """``nature-cnn`` for Atari-sized frames, ``small-cnn`` for small grids (MinAtar's 10x10), else ``mlp``."""
+    if len(shape) != 3:
+        return "mlp"
+    return "nature-cnn" if min(shape[1:]) >= 36 else "small-cnn"
 
 
 @dataclass
@@ -87,10 +95,15 @@ class Agent:
 
         :param q_values: ``auto`` picks a Q-network (``nature-cnn-q``, ``mlp-q``) instead of an actor-critic.
         """
-        obs_space = envs.single_observation_space
-        n_actions = int(envs.single_action_space.n)
+        from interpret_rl.envs import UnsupportedSpaceError, is_continuous_space, q_learner_refusal
+
+        obs_space, action_space = envs.single_observation_space, envs.single_action_space
+        continuous = is_continuous_space(action_space)
+        n_actions = int(np.prod(action_space.shape)) if continuous else int(action_space.n)
+        if continuous and q_values:
+            raise q_learner_refusal(env_id)
         if architecture == "auto":
-            architecture = ("nature-cnn" if len(obs_space.shape) == 3 else "mlp") + ("-q" if q_values else "")
+            architecture = _auto_architecture(obs_space.shape) + ("-q" if q_values else "")
         args = dict(architecture_args or {})
         if architecture in ("nature-cnn", "nature-cnn-q"):
             args = {"in_channels": int(obs_space.shape[0]), "n_actions": n_actions, **args}
@@ -98,6 +111,11 @@ class Agent:
             args = {"obs_dim": int(np.prod(obs_space.shape)), "n_actions": n_actions, **args}
         else:
             args = {"observation_shape": list(obs_space.shape), "n_actions": n_actions, **args}
+        if continuous:
+            if architecture != "mlp":
+                raise UnsupportedSpaceError(f"{env_id} has continuous (Box) actions; only the mlp architecture "
+                                            f"has a Gaussian policy, not {architecture!r}")
+            args["continuous"] = True
         network = build_network(architecture, args).to(device)
         return cls(network=network, env_id=env_id, env_settings=dict(env_settings),
                    architecture=architecture, architecture_args=args,
@@ -114,16 +132,41 @@ class Agent:
         """Its outputs are Q-values (``action:k`` is Q(s, k), ``value`` is max Q), not policy logits."""
         return self.algo in Q_LEARNERS
 
+    @property
+    def is_continuous(self) -> bool:
+        """Its actions are real vectors (a Box space): ``logits`` are the Gaussian policy's means."""
+        return self.action_space.get("type") == "Box"
+
     def action_strength(self, outputs: torch.Tensor, action: int) -> str:
         """How strongly one observation's ``outputs`` ``(A,)`` back ``action``, in words the agent's
         kind allows: ``p=0.43`` for a policy, ``Q=1.23`` for a Q-learner (a softmax of Q-values is
-        no probability of anything)."""
+        no probability of anything), ``mean=0.81`` for action dimension ``action`` of a Gaussian policy."""
+        if self.is_continuous:
+            return f"mean={float(outputs[action]):.3g}"
         if self.is_q_learner:
             return f"Q={float(outputs[action]):.3g}"
         return f"p={float(torch.softmax(outputs, -1)[action]):.2f}"
 
+    def describe_action(self, outputs: torch.Tensor, action) -> tuple[str, str]:
+        """``(what was done, how strongly the policy backs it)`` for one observation's ``outputs``
+        ``(A,)``: ``("LEFT", "p=0.43")``; for a continuous agent ``action`` is the vector sent
+        (before the env's clipping): ``("TORQUE=+1.2", "mean +0.81, std 0.35")``."""
+        if not self.is_continuous:
+            return self.action_meanings[int(action)], self.action_strength(outputs, int(action))
+        from interpret_rl.policy import network_log_std
+
+        values = np.asarray(action, dtype=np.float64).reshape(-1)
+        log_std = network_log_std(self.network)
+        stds = [float("nan")] * len(values) if log_std is None else log_std.detach().exp().tolist()
+        taken = ", ".join(f"{name}={v:+.2g}" for name, v in zip(self.action_meanings, values))
+        backing = ", ".join(f"mean {float(m):+.2g}, std {s:.2g}" for m, s in zip(outputs.detach(), stds))
+        return taken, backing
+
     @property
     def n_actions(self) -> int:
+        """Discrete actions, or dimensions of a continuous action."""
+        if self.is_continuous:
+            return int(np.prod(self.action_space["shape"]))
         return int(self.action_space["n"])
 
     @property
@@ -136,13 +179,19 @@ class Agent:
 
     def act(self, obs: np.ndarray, deterministic: bool = False,
             generator: torch.Generator | None = None) -> np.ndarray:
-        """Actions for a batch of observations: sampled from the policy, or its argmax.
+        """Actions for a batch of observations: sampled from the policy, or its argmax (for a
+        continuous policy: its mean; the environment clips to the action bounds).
 
         A Q-learner always takes the action of the largest Q-value (its exploration belongs to
         training only), whatever ``deterministic`` says.
         """
+        from interpret_rl.policy import network_log_std, sample_actions
+
         with torch.no_grad():
             logits, _ = self.network(torch.as_tensor(obs, device=self.device))
+            if self.is_continuous:
+                log_std = None if deterministic else network_log_std(self.network)
+                return (logits if log_std is None else sample_actions(logits, generator, log_std)).cpu().numpy()
             if deterministic or self.is_q_learner:
                 return logits.argmax(-1).cpu().numpy()
             probs = torch.softmax(logits, -1)

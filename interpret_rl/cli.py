@@ -12,7 +12,7 @@ import click
 
 from interpret_rl import registry
 from interpret_rl.distributed import Ranks
-from interpret_rl.envs import UnknownEnvError, check_env_id, is_atari
+from interpret_rl.envs import MissingDependencyError, UnknownEnvError, UnsupportedSpaceError, check_env_id, is_atari
 
 
 class UserError(click.ClickException):
@@ -27,7 +27,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
     errors: list[type[BaseException]] = [registry.ModelNotFoundError, registry.ModelLoadError,
                                          registry.InvalidNameError, InvalidConfigError,
-                                         UnknownEnvError, UnknownArchitectureError]
+                                         UnknownEnvError, UnknownArchitectureError, UnsupportedSpaceError,
+                                         MissingDependencyError]
     try:
         from interpret_rl.methods import UnknownMethodError
         from interpret_rl.targets import TargetError
@@ -90,7 +91,13 @@ def cli():
     """Train A2C agents and compare what explanation methods say they look at."""
 
 
-def _default_preset(env_id: str) -> str:
+def _default_preset(env_id: str, presets: dict) -> str:
+    """The algorithm's preset made for ``env_id``'s family if it has one, else breakout (Atari) or cartpole."""
+    from interpret_rl.envs import is_minatar
+
+    own = {"Pendulum-v1": "pendulum"}.get(env_id, "minatar" if is_minatar(env_id) else None)
+    if own in presets:
+        return own
     return "breakout" if is_atari(env_id) else "cartpole"
 
 
@@ -104,9 +111,9 @@ def _positive(ctx, param, value):
 @click.option("--algo", type=click.Choice(["a2c", "ppo", "pqn", "dqn"]), default="a2c", show_default=True,
               help="Training algorithm (a Q-learner's agent acts greedily on its Q-values).")
 @click.option("--env", "env_id", default=None, help="Environment id, e.g. CartPole-v1 or ALE/Breakout-v5.")
-@click.option("--preset", type=click.Choice(["cartpole", "breakout", "paper"]), default=None,
-              help="Settings preset of the algorithm (default: breakout for Atari, cartpole otherwise; "
-                   "paper: A2C only).")
+@click.option("--preset", type=click.Choice(["cartpole", "breakout", "paper", "pendulum", "minatar"]), default=None,
+              help="Settings preset of the algorithm (default: the algorithm's preset for the env's family "
+                   "(pendulum: PPO; minatar: A2C), else breakout for Atari, cartpole otherwise; paper: A2C only).")
 @click.option("--preset-file", type=click.Path(dir_okay=False), default=None,
               help="Settings file that `tune` writes (studies/<study>-best.json), in place of --preset; "
                    "the other options override it.")
@@ -135,6 +142,8 @@ def train(algo, env_id, preset, preset_file, steps, name, seed, device, num_envs
           quiet):
     """Train an agent (A2C, PPO, PQN or DQN) and save it in the registry."""
     from interpret_rl import rollout
+    from interpret_rl.agent import Q_LEARNERS
+    from interpret_rl.envs import check_env_supported
     from interpret_rl.rollout import algorithm_module
 
     if resume:
@@ -143,12 +152,13 @@ def train(algo, env_id, preset, preset_file, steps, name, seed, device, num_envs
     if preset_file:  # the settings tune found stand in for a preset
         algo, presets, preset = _preset_file(preset_file, algo, preset)
     algorithm = algorithm_module(algo)
-    preset = preset or _default_preset(env_id or "CartPole-v1")
+    preset = preset or _default_preset(env_id or "CartPole-v1", presets)
     if preset not in presets:
         raise UserError(f"--preset {preset}: not a preset of {algo}; choose one of {', '.join(presets)}")
     env_id = env_id or presets[preset]["env_id"]
     check_env_id(env_id)
-    name = registry.check_name(name or f"{env_id.removeprefix('ALE/').split('-')[0].lower()}-{algo}")
+    check_env_supported(env_id, discrete_actions=algo in Q_LEARNERS)  # missing package, odd spaces: before any write
+    name = registry.check_name(name or f"{env_id.removeprefix('ALE/').replace('/', '-').split('-v')[0].lower()}-{algo}")
     out_dir = registry.user_models_dir() / name
     main_rank = Ranks().is_main  # under torchrun only rank 0 checks, saves and evaluates
     if main_rank:

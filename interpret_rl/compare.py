@@ -400,12 +400,13 @@ def _method_info(method: Method) -> MethodInfo:
 def _policy_summary(agent, observations: torch.Tensor) -> list[dict]:
     with torch.no_grad():
         logits, value = agent.network(observations)
-    actions = chosen_actions(agent, observations).tolist()
+    # A continuous policy's most likely action is its mean (logits), a discrete one's the argmax.
+    actions = logits.cpu().numpy() if agent.is_continuous else chosen_actions(agent, observations).tolist()
     summary = []
     for a, row, v in zip(actions, logits, value.tolist()):
-        entry = {"action": agent.action_meanings[a], "value": round(float(v), 4),
-                 "strength": agent.action_strength(row, a)}
-        if not agent.is_q_learner:  # a softmax of Q-values is no probability: left out for Q-learners
+        name, strength = agent.describe_action(row, a)
+        entry = {"action": name, "value": round(float(v), 4), "strength": strength}
+        if not (agent.is_q_learner or agent.is_continuous):  # a softmax of Q-values is no probability
             entry["probability"] = round(float(torch.softmax(row, -1)[a]), 4)
         summary.append(entry)
     return summary

@@ -46,7 +46,120 @@ CLASSIC_ACTION_MEANINGS = {
     "CartPole-v0": ["LEFT", "RIGHT"],
     "Acrobot-v1": ["TORQUE_NEG", "TORQUE_ZERO", "TORQUE_POS"],
     "MountainCar-v0": ["LEFT", "NOOP", "RIGHT"],
+    "Pendulum-v1": ["TORQUE"],
+    "MountainCarContinuous-v0": ["FORCE"],
+    "LunarLander-v3": ["NOOP", "FIRE_LEFT", "FIRE_MAIN", "FIRE_RIGHT"],
+    "LunarLanderContinuous-v3": ["MAIN", "LATERAL"],
 }
+
+
+# MinAtar's action letters (minatar.Environment's action set), in readable form.
+MINATAR_ACTION_NAMES = {"n": "NOOP", "l": "LEFT", "u": "UP", "r": "RIGHT", "d": "DOWN", "f": "FIRE"}
+MINATAR_DEFAULTS: dict[str, Any] = {"max_episode_steps": 10_000}
+"""MinAtar games have no time limit of their own; a very good Breakout agent would play forever."""
+
+# Optional extras of interpret-rl that bring an environment family: (what to import, extra).
+EXTRAS = {"box2d": ("Box2D", "box2d"), "minatar": ("minatar", "minatar")}
+
+
+class UnsupportedSpaceError(ValueError):
+    """An environment whose observation or action space the agents cannot use."""
+
+
+class MissingDependencyError(ValueError):
+    """An environment whose package is not installed; the message names the pip command."""
+
+
+def is_minatar(env_id: str) -> bool:
+    return env_id.startswith("MinAtar/")
+
+
+def is_continuous_space(space) -> bool:
+    return isinstance(space, gym.spaces.Box)
+
+
+def check_spaces_supported(env_id: str, observation_space, action_space) -> None:
+    """``UnsupportedSpaceError`` in one line unless observations are a Box and actions Discrete or a
+    1-D Box."""
+    if not isinstance(observation_space, gym.spaces.Box):
+        raise UnsupportedSpaceError(f"{env_id} has a {type(observation_space).__name__} observation space; "
+                                    f"interpret-rl agents take Box observations (arrays)")
+    if isinstance(action_space, gym.spaces.Discrete):
+        return
+    if isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
+        return
+    raise UnsupportedSpaceError(f"{env_id} has a {type(action_space).__name__}{list(action_space.shape or [])} "
+                                f"action space; interpret-rl agents take Discrete or 1-D Box actions")
+
+
+def q_learner_refusal(env_id: str) -> UnsupportedSpaceError:
+    return UnsupportedSpaceError(f"{env_id} has continuous (Box) actions; a Q-learner (pqn, dqn) needs discrete "
+                                 f"actions: use --algo a2c or ppo")
+
+
+def check_env_supported(env_id: str, discrete_actions: bool = False) -> None:
+    """Build one ``env_id`` and raise the one-line ``MissingDependencyError`` or
+    ``UnsupportedSpaceError`` a training run would meet, before anything is written.
+
+    :param discrete_actions: the algorithm needs discrete actions (a Q-learner).
+    """
+    if is_atari(env_id):
+        return
+    env = make_single_env(env_id, default_env_settings(env_id))
+    try:
+        check_spaces_supported(env_id, env.observation_space, env.action_space)
+        if discrete_actions and is_continuous_space(env.action_space):
+            raise q_learner_refusal(env_id)
+    finally:
+        env.close()
+
+
+def _missing(env_id: str, extra: str) -> MissingDependencyError:
+    module = EXTRAS[extra][0]
+    return MissingDependencyError(f"{env_id} needs {module}, which is not installed: "
+                                  f'pip install "interpret-rl[{extra}]"')
+
+
+def register_minatar(env_id: str) -> None:
+    """Register MinAtar's games with gymnasium (``MinAtar/Breakout-v1``...), once."""
+    if env_id in gym.registry:
+        return
+    try:
+        from minatar.gym import register_envs
+    except ImportError:
+        raise _missing(env_id, "minatar") from None
+    register_envs()
+
+
+def make_single_env(env_id: str, kwargs: dict, render_mode: str | None = None) -> gym.Env:
+    """``gym.make`` with one-line errors for a missing optional package; MinAtar observations are
+    turned channels-first ``(C, 10, 10)`` float32 (its grids are channels-last bools)."""
+    render = {"render_mode": render_mode} if render_mode else {}
+    if is_minatar(env_id):
+        register_minatar(env_id)
+    try:
+        env = gym.make(env_id, **kwargs, **render)
+    except gym.error.DependencyNotInstalled as err:
+        entry = str(getattr(gym.registry.get(env_id), "entry_point", ""))
+        if "box2d" in entry:
+            raise _missing(env_id, "box2d") from None
+        raise MissingDependencyError(f"{env_id}: {str(err).splitlines()[0]}") from None
+    if is_minatar(env_id):
+        height, width, channels = env.observation_space.shape
+        space = gym.spaces.Box(0.0, 1.0, (channels, height, width), np.float32)
+        env = gym.wrappers.TransformObservation(
+            env, lambda obs: np.ascontiguousarray(np.moveaxis(obs, -1, 0), dtype=np.float32), space)
+    return env
+
+
+def action_meanings(env_id: str, env: gym.Env) -> list[str]:
+    """A readable name per discrete action, or per dimension of a continuous action."""
+    space = env.action_space
+    if is_minatar(env_id):
+        letters = env.unwrapped.game.env.action_map
+        return [MINATAR_ACTION_NAMES[letters[a]] for a in env.unwrapped.action_set]
+    count = int(np.prod(space.shape)) if is_continuous_space(space) else int(space.n)
+    return CLASSIC_ACTION_MEANINGS.get(env_id, [str(i) for i in range(count)])
 
 
 class UnknownEnvError(KeyError):
@@ -77,6 +190,8 @@ def check_env_id(env_id: str) -> None:
             return
         known = [f"ALE/{r.title().replace('_', '')}-v5" for r in roms.get_all_rom_ids()]
     else:
+        if is_minatar(env_id):
+            register_minatar(env_id)
         if env_id in gym.registry:
             return
         known = [k for k in gym.registry if not k.startswith("ALE/")]
@@ -160,19 +275,26 @@ class ClassicVectorEnv(VectorEnv):
         kwargs = env_kwargs or {}
 
         def make(index: int):
-            render = {"render_mode": "rgb_array"} if render_first and index == 0 else {}
-            return lambda: gym.make(env_id, **kwargs, **render)
+            render = "rgb_array" if render_first and index == 0 else None
+            return lambda: make_single_env(env_id, kwargs, render)
 
+        first = make(0)()  # built once here so a missing package or bad space fails in one line
+        check_spaces_supported(env_id, first.observation_space, first.action_space)
+        self.action_meanings = action_meanings(env_id, first)
         self._env = gym.vector.SyncVectorEnv(
-            [make(i) for i in range(num_envs)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+            [lambda: first] + [make(i) for i in range(1, num_envs)],
+            autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+        # Only classic-control physics lives in plain attributes a snapshot can hold (Box2D worlds
+        # and MinAtar's game objects do not): other envs resume with fresh episodes.
+        self._can_snapshot = type(first.unwrapped).__module__.startswith("gymnasium.envs.classic_control")
         self._render_first = render_first
         if render_first:  # pygame draws off-screen; no display or audio device is needed
             os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
             os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
         self.single_observation_space = self._env.single_observation_space
         self.single_action_space = self._env.single_action_space
-        n = int(self.single_action_space.n)
-        self.action_meanings = CLASSIC_ACTION_MEANINGS.get(env_id, [str(i) for i in range(n)])
+        if is_continuous_space(self.single_action_space):  # the policy's unclipped sample -> the bounds
+            self._action_low, self._action_high = self.single_action_space.low, self.single_action_space.high
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         obs, _ = self._env.reset(seed=seed)
@@ -188,8 +310,11 @@ class ClassicVectorEnv(VectorEnv):
             self._render_first = False
             return None
 
-    def get_state(self) -> dict:
-        """Physics variables, time-limit counter and RNG of every sub-environment, and the game trackers."""
+    def get_state(self) -> dict | None:
+        """Physics variables, time-limit counter and RNG of every sub-environment, and the game
+        trackers (None outside classic control, see ``__init__``)."""
+        if not self._can_snapshot:
+            return None
         subs = []
         for env in self._env.envs:
             core = env.unwrapped
@@ -212,6 +337,8 @@ class ClassicVectorEnv(VectorEnv):
         self._length = np.asarray(state["length"], dtype=np.int64)
 
     def step(self, actions: np.ndarray) -> StepResult:
+        if is_continuous_space(self.single_action_space):
+            actions = np.clip(np.asarray(actions, dtype=np.float32), self._action_low, self._action_high)
         obs, reward, terminated, truncated, info = self._env.step(actions)
         final_obs = obs.copy()
         if "_final_obs" in info:
@@ -321,6 +448,8 @@ class AtariEnv(VectorEnv):
 
 def default_env_settings(env_id: str) -> dict[str, Any]:
     """Settings recorded in a model's meta.json so evaluation rebuilds the training env."""
+    if is_minatar(env_id):
+        return dict(MINATAR_DEFAULTS)
     return dict(ATARI_DEFAULTS) if is_atari(env_id) else {}
 
 

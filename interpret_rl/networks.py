@@ -4,7 +4,9 @@ Every network maps a batch of raw observations to ``(logits, value)``:
 
 * input ``(B, *observation_shape)``, any dtype (uint8 frames are scaled inside the network, so
   the rollout buffer can stay uint8 and explanation methods see the agent's real input scale),
-* ``logits``: ``(B, n_actions)``, unnormalised action scores of the policy,
+* ``logits``: ``(B, n_actions)``, unnormalised action scores of the policy; for continuous (Box)
+  actions the mean of each action dimension, with a state-independent ``log_std`` parameter beside
+  it (a diagonal Gaussian policy, as stable-baselines3's),
 * ``value``: ``(B,)``, the critic's estimate (flat on purpose: a ``(B, 1)`` value against ``(B,)``
   returns silently broadcasts to ``(B, B)``).
 
@@ -48,23 +50,63 @@ def mlp_trunk(width: int, hidden: Sequence[int], activation: str, layer_norm: bo
     return nn.Sequential(layers)
 
 
+class ObservationNormalizer(nn.Module):
+    """Running mean and variance of the observations (as stable-baselines3's VecNormalize: clipped
+    to +-10 standard deviations). Its statistics are buffers, so they are saved with the weights
+    and every user of the network (evaluation, explanation methods) sees exactly the
+    normalisation the agent was trained with; gradients flow through it back to the raw input.
+
+    Training updates the statistics once per rollout, after the update (``rollout.run``), so the
+    actions of a rollout and the update on it use the same statistics.
+    """
+
+    CLIP = 10.0
+    EPS = 1e-8
+
+    def __init__(self, shape: Sequence[int]):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(*shape))
+        self.register_buffer("var", torch.ones(*shape))
+        self.register_buffer("count", torch.tensor(1e-4, dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x - self.mean) / torch.sqrt(self.var + self.EPS)).clamp(-self.CLIP, self.CLIP)
+
+    @torch.no_grad()
+    def update(self, batch: torch.Tensor) -> None:
+        """Merge the statistics of ``batch`` ``(B, *shape)`` (Chan et al.'s parallel algorithm)."""
+        batch = batch.double()
+        mean, var, count = self.mean.double(), self.var.double(), self.count
+        b_mean, b_var, b_count = batch.mean(0), batch.var(0, unbiased=False), batch.shape[0]
+        delta, total = b_mean - mean, count + b_count
+        new_var = (var * count + b_var * b_count + delta.pow(2) * count * b_count / total) / total
+        self.mean.copy_(mean + delta * b_count / total)
+        self.var.copy_(new_var)
+        self.count.fill_(float(total))
+
+
 class ActorCritic(nn.Module):
     """Shared trunk, then a policy head and a value head.
 
     Subclasses build ``self.trunk`` and set ``self.features`` (width of the trunk's output);
     ``_finish_init`` adds the heads and the reference initialisation: gain sqrt(2) in the trunk,
     0.01 on the policy logits (near-uniform first policy), 1.0 on the value head.
+    With ``continuous`` the policy head outputs the mean of each action dimension and ``log_std``
+    (initialised to 0, as stable-baselines3) is the Gaussian's log standard deviation.
     """
 
     trunk: nn.Module
 
-    def __init__(self) -> None:
+    def __init__(self, observation_shape: Sequence[int] | None = None, normalize_observations: bool = False) -> None:
         super().__init__()
         # A separate trunk for the value head, or None when actor and critic share ``trunk``.
         # (Set here, not as a class attribute: a class-level None would hide the submodule.)
         self.critic_trunk: nn.Module | None = None
+        self.obs_norm = ObservationNormalizer(observation_shape) if normalize_observations else None
+        self.log_std: nn.Parameter | None = None
 
-    def _finish_init(self, features: int, n_actions: int, critic_features: int | None = None) -> None:
+    def _finish_init(self, features: int, n_actions: int, continuous: bool = False,
+                     critic_features: int | None = None) -> None:
         self.policy = nn.Linear(features, n_actions)
         self.value = nn.Linear(features if critic_features is None else critic_features, 1)
         orthogonal_init(self.trunk, math.sqrt(2))
@@ -72,9 +114,12 @@ class ActorCritic(nn.Module):
             orthogonal_init(self.critic_trunk, math.sqrt(2))
         orthogonal_init(self.policy, 0.01)
         orthogonal_init(self.value, 1.0)
+        if continuous:
+            self.log_std = nn.Parameter(torch.zeros(n_actions))
 
     def preprocess(self, obs: torch.Tensor) -> torch.Tensor:
-        return obs.float()
+        x = obs.float()
+        return x if self.obs_norm is None else self.obs_norm(x)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.preprocess(obs)
@@ -87,18 +132,21 @@ class MLPActorCritic(ActorCritic):
     """MLP actor-critic for vector observations (CartPole and other toy tasks).
 
     :param obs_dim: length of the observation vector.
-    :param n_actions: number of discrete actions.
+    :param n_actions: number of discrete actions (with ``continuous``: of action dimensions).
     :param hidden: widths of the hidden layers of the shared trunk.
     :param activation: ``"tanh"`` or ``"relu"``.
     :param shared_trunk: actor and critic share the hidden layers; if False the critic gets its
         own copy (``critic_trunk``), as stable-baselines3's MlpPolicy does.
+    :param continuous: a Gaussian policy over Box actions (see ``ActorCritic``).
+    :param normalize_observations: normalise inputs by running statistics (``ObservationNormalizer``).
     :param critic_hidden: widths of the critic's own hidden layers where they differ from ``hidden``
         (SB3's ``net_arch=dict(pi=[...], vf=[...])``); implies ``shared_trunk=False``.
     """
 
     def __init__(self, obs_dim: int, n_actions: int, hidden: Sequence[int] = (64, 64),
-                 activation: str = "tanh", shared_trunk: bool = True, critic_hidden: Sequence[int] | None = None):
-        super().__init__()
+                 activation: str = "tanh", shared_trunk: bool = True, continuous: bool = False,
+                 normalize_observations: bool = False, critic_hidden: Sequence[int] | None = None):
+        super().__init__((obs_dim,), normalize_observations)
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation {activation!r} is not one of {sorted(ACTIVATIONS)}")
         self.trunk = mlp_trunk(obs_dim, hidden, activation)
@@ -107,7 +155,26 @@ class MLPActorCritic(ActorCritic):
             critic_hidden = hidden if critic_hidden is None else critic_hidden
             self.critic_trunk = mlp_trunk(obs_dim, critic_hidden, activation)
             critic_features = critic_hidden[-1] if critic_hidden else obs_dim
-        self._finish_init(hidden[-1] if hidden else obs_dim, n_actions, critic_features)
+        self._finish_init(hidden[-1] if hidden else obs_dim, n_actions, continuous, critic_features)
+
+
+class SmallCNNActorCritic(ActorCritic):
+    """The MinAtar network (Young & Tian 2019): one conv 16x3x3/1 -> ReLU -> linear ``hidden`` ->
+    ReLU -> heads, for small channels-first grids such as MinAtar's ``(C, 10, 10)`` (float 0/1
+    inputs, no scaling).
+
+    :param observation_shape: ``(channels, height, width)``.
+    :param n_actions: number of discrete actions.
+    :param hidden: width of the fully connected layer.
+    """
+
+    def __init__(self, observation_shape: Sequence[int], n_actions: int, hidden: int = 128):
+        super().__init__()
+        channels, height, width = observation_shape
+        self.trunk = nn.Sequential(OrderedDict([
+            ("conv1", nn.Conv2d(channels, 16, 3, stride=1)), ("relu1", nn.ReLU()), ("flatten", nn.Flatten()),
+            ("fc", nn.Linear(16 * (height - 2) * (width - 2), hidden)), ("relu2", nn.ReLU())]))
+        self._finish_init(hidden, n_actions)
 
 
 
@@ -235,6 +302,7 @@ class NatureCNNQNetwork(QNetwork):
 BUILTIN_ARCHITECTURES: dict[str, type[nn.Module]] = {
     "mlp": MLPActorCritic,
     "nature-cnn": NatureCNNActorCritic,
+    "small-cnn": SmallCNNActorCritic,
     "mlp-q": MLPQNetwork,
     "nature-cnn-q": NatureCNNQNetwork,
 }

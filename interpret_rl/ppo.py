@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from interpret_rl import rollout
 from interpret_rl.agent import Agent
+from interpret_rl.policy import log_prob_and_entropy, network_log_std
 from interpret_rl.rollout import TrainResult, explained_variance
 
 
@@ -71,6 +71,16 @@ PRESETS: dict[str, dict[str, Any]] = {
                      gamma=0.98, gae_lambda=0.8, lr=1e-3, lr_schedule="linear", clip_coef=0.2,
                      clip_schedule="linear", clip_value_loss=False, ent_coef=0.0, vf_coef=1.0,
                      max_grad_norm=0.5, total_steps=200_000, architecture_args={"shared_trunk": False}),
+    # rl-zoo's Pendulum-v1 PPO without its gSDE exploration: 4 envs x 1024 steps, minibatches of 64,
+    # 10 epochs, gamma 0.9, lr 1e-3 and clip 0.2 constant, ent 0, observations normalised (its
+    # normalize=True; the statistics live in the network), separate 64x64 actor and critic; vf 1.0
+    # for the same reason as in "cartpole"; rewards scaled by 0.1 for learning (instead of
+    # VecNormalize's running reward scaling) and no value clipping, as SB3 has none.
+    "pendulum": dict(env_id="Pendulum-v1", num_envs=4, n_steps=1024, num_minibatches=64, epochs=10,
+                     gamma=0.9, gae_lambda=0.95, lr=1e-3, lr_schedule="constant", clip_coef=0.2,
+                     clip_schedule="constant", clip_value_loss=False, ent_coef=0.0, vf_coef=1.0,
+                     max_grad_norm=0.5, reward_scale=0.1, total_steps=200_000, log_every_steps=8192,
+                     architecture_args={"shared_trunk": False, "normalize_observations": True}),
     # CleanRL ppo_atari.py: 8 envs x 128 steps, Adam 2.5e-4 (eps 1e-5) linear, 4 epochs x 4
     # minibatches, clip 0.1 (annealed here, as in baselines), ent 0.01, vf 0.5, grad norm 0.5.
     "breakout": dict(env_id="ALE/Breakout-v5", num_envs=8, n_steps=128, num_minibatches=4, epochs=4,
@@ -113,13 +123,14 @@ def generalized_advantages(rewards: torch.Tensor, values: torch.Tensor, dones: t
 
 def ppo_loss(logits: torch.Tensor, values: torch.Tensor, actions: torch.Tensor, old_log_probs: torch.Tensor,
              old_values: torch.Tensor, advantages: torch.Tensor, returns: torch.Tensor, clip: float,
-             config: PPOConfig):
-    """The PPO loss of one minibatch (all tensors ``(B,)`` but ``logits`` ``(B, A)``)."""
-    assert values.shape == actions.shape == old_log_probs.shape == advantages.shape == returns.shape, (
+             config: PPOConfig, log_std: torch.Tensor | None = None):
+    """The PPO loss of one minibatch (all tensors ``(B,)`` but ``logits`` ``(B, A)``, and ``actions``
+    ``(B, A)`` for a Gaussian policy, whose ``log_std`` is then given)."""
+    assert values.shape == actions.shape[:1] == old_log_probs.shape == advantages.shape == returns.shape, (
         values.shape, actions.shape, old_log_probs.shape, advantages.shape, returns.shape)
-    log_probs = F.log_softmax(logits, dim=-1)
-    entropy = -(log_probs.exp() * log_probs).sum(-1).mean()
-    log_ratio = log_probs.gather(1, actions[:, None]).squeeze(1) - old_log_probs
+    new_log_probs, entropy = log_prob_and_entropy(logits, actions, log_std)
+    entropy = entropy.mean()
+    log_ratio = new_log_probs - old_log_probs
     ratio = log_ratio.exp()
     if config.normalize_advantage and advantages.numel() > 1:
         advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
@@ -173,7 +184,8 @@ class PPO:
             for idx in order.split(minibatch_size):
                 logits, values = learner.network(obs[idx])
                 loss, stats = ppo_loss(logits, values, actions[idx], old_log_probs[idx], old_values[idx],
-                                       advantages[idx], returns[idx], clip, config)
+                                       advantages[idx], returns[idx], clip, config,
+                                       network_log_std(learner.network))
                 stats["grad_norm"] = learner.step(loss)
                 for key, value in stats.items():
                     totals[key] = totals.get(key, 0.0) + float(value.detach() if torch.is_tensor(value) else value)

@@ -290,7 +290,7 @@ def check_spaces(meta: dict, observation_space: dict, action_space: dict, where:
     """Refuse a checkpoint whose spaces differ from the environment's, before any weights load."""
     for label, recorded, actual in (("observation", meta["observation_space"], observation_space),
                                     ("action", meta["action_space"], action_space)):
-        keys = ("type", "shape", "dtype") if label == "observation" else ("type", "n")
+        keys = ("type", "shape", "dtype") if label == "observation" else ("type", "n", "shape")
         want = {k: recorded.get(k) for k in keys}
         got = {k: actual.get(k) for k in keys}
         if want != got:

@@ -35,6 +35,12 @@ from interpret_rl.agent import Q_LEARNERS, Agent
 from interpret_rl.distributed import Ranks
 from interpret_rl.envs import default_env_settings, is_atari, make_vector_env
 from interpret_rl.interrupts import TrainingInterrupted, stop_on_signals
+from interpret_rl.training_checks import (
+    ResumeStateError,
+    check_network_fits,
+    check_rollout_size,
+    check_run_state,
+)
 from interpret_rl.training_log import TrainingLog, next_multiple
 
 ALGORITHMS = ("a2c", "ppo", "pqn", "dqn")
@@ -130,6 +136,7 @@ class TrainingConfig:
         if bad:
             name = bad[0]
             raise InvalidConfigError(f"invalid {self.algo.upper()} setting {name}={getattr(self, name)!r}")
+        check_rollout_size(self)  # before the environments are made and the buffer allocated
 
 
 def config_from_preset(config_class: type[TrainingConfig], presets: dict[str, dict], preset: str | None,
@@ -254,6 +261,8 @@ def run(config: TrainingConfig, algorithm, *, out_dir: str | Path | None = None,
     if agent is None:  # item 16: same weight init on every rank
         agent = Agent.for_env(envs, config.env_id, env_settings, config.architecture,
                               config.architecture_args, device=device, q_values=config.algo in Q_LEARNERS)
+        space = envs.single_observation_space
+        check_network_fits(agent, np.zeros((1, *space.shape), dtype=space.dtype))
     agent.meta["algo"] = config.algo  # Agent.act reads it: a Q-learner acts greedily
     network = agent.network.to(device).train()
     if any(isinstance(m, torch.nn.Conv2d) for m in network.modules()):
@@ -276,6 +285,11 @@ def run(config: TrainingConfig, algorithm, *, out_dir: str | Path | None = None,
     log = TrainingLog(out_dir, config, agent.steps_trained, progress=progress, tensorboard=tensorboard)
     obs = torch.as_tensor(envs.reset(seed=run_seed), device=device)  # item 16: seed + i per env
     if resume and agent.meta.get("resume_state"):  # continue exactly where the checkpoint stopped
+        try:  # a crafted or damaged snapshot is refused before any of it is applied
+            check_run_state(agent.meta["resume_state"], envs, generator, obs_shape)
+        except ResumeStateError as err:
+            raise registry.ModelLoadError(f"{Path(out_dir) / registry.META}: resume_state does not fit "
+                                          f"this run: {err}") from None
         obs = _restore_run_state(agent.meta["resume_state"], envs, generator, log, device)
 
     def save() -> None:

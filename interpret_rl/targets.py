@@ -3,7 +3,9 @@
 One syntax for every method (``parse_target``):
 
 * ``action``                      the policy's most likely action, per observation
-* ``action:2`` / ``action:FIRE``  one action's logit
+* ``action:2`` / ``action:FIRE``  one action's logit; for continuous (Box) actions the Gaussian
+                                  policy's mean of action dimension 2 (``action`` is ``action:0``
+                                  when there is one dimension)
 * ``value``                       the critic's value
 * ``<layer>``                     the whole layer, DeepDream-style: the mean of its squared activation
                                   over channels and positions (Mordvintsev et al. 2015 maximise its L2 norm)
@@ -169,6 +171,8 @@ def parse_target(spec: str, agent) -> Target:
     text = spec.strip()
     parts = [p.strip() for p in text.split(":")]
     if text == "action":
+        if getattr(agent, "is_continuous", False):
+            return _continuous_chosen_action(agent)
         return Target(spec="action", kind="chosen-action")
     if text == "value":
         return Target(spec="value", kind="value")
@@ -188,6 +192,15 @@ def parse_target(spec: str, agent) -> Target:
                               f"<layer>:<channel>, <layer>:nmf<i> or <layer>:<channel>:<y>:<x> "
                               f"({str(err).split('; ', 1)[-1]})") from None
     return _parse_layer_target(spec, parts, agent)
+
+
+def _continuous_chosen_action(agent) -> Target:
+    """A Gaussian policy's most likely action is its mean: with one action dimension, ``action`` is
+    ``action:0``; with several it is no single number, so one must be named."""
+    if agent.n_actions == 1:
+        return Target(spec=f"action:{agent.action_meanings[0]}", kind="action", action=0)
+    raise TargetError(f"this agent's actions are continuous with {agent.n_actions} dimensions, so 'action' is "
+                      f"not one number; name a dimension: action:0..action:{agent.n_actions - 1} (its mean)")
 
 
 def default_targets(agent) -> list[Target]:

@@ -279,7 +279,7 @@ def explanation_video(agent, methods: Sequence[str | Method], steps: int, out_pa
                 with torch.no_grad():
                     logits, value = agent.network(x)
                 action = agent.act(obs, generator=generator)
-                strength = agent.action_strength(logits[0], int(action[0]))
+                taken, strength = agent.describe_action(logits[0], action[0])
                 header = (f"{agent.name or 'agent'} · {agent.env_id} · step {step + 1}/{steps} · "
                           f"takes {agent.action_meanings[int(action[0])]} ({strength}) · "
                           f"value {float(value[0]):.3g}")

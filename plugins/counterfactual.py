@@ -74,6 +74,10 @@ def space_bounds(agent, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     return side(space.get("low"), -float("inf")), side(space.get("high"), float("inf"))
 
 
+_AS_SCORE = Target(spec="value", kind="value")
+"""Stands in for a target whose score is raised or lowered as it is (see ``MinimalEdit._signs``)."""
+
+
 class MinimalEdit(Method):
     """Minimal edit of each real observation that raises (or lowers) the target within a budget."""
 
@@ -107,7 +111,9 @@ class MinimalEdit(Method):
         low, high = (b.to(x.device) for b in space_bounds(agent, x))
         span = torch.where(torch.isfinite(high - low), high - low, x.abs().amax(0).clamp_min(1.0))
         actions = chosen_actions(agent, x)
-        signs = self._signs(target, actions)
+        # A continuous policy's action target is a mean to move, not a choice to flip: scored like a value.
+        flips = target.kind in ("action", "chosen-action") and not getattr(agent, "is_continuous", False)
+        signs = self._signs(target, actions) if flips else self._signs(_AS_SCORE, actions)
         with torch.enable_grad():
             delta = self._search(agent, target, x, low, high, span, actions, signs)
         if str(agent.observation_space.get("dtype", "")).startswith("uint"):
@@ -121,7 +127,7 @@ class MinimalEdit(Method):
                   "changed": (flat != 0).sum(1).tolist(), "l1": flat.abs().sum(1).tolist(),
                   "budget": {"pixels": self.options.pixels, "l1": self.options.l1},
                   "direction": ["raise" if s > 0 else "lower" for s in signs.tolist()]}
-        if target.kind in ("action", "chosen-action"):
+        if flips:
             extras.update(action_before=[agent.action_meanings[a] for a in actions.tolist()],
                           action_after=[agent.action_meanings[a] for a in new_actions.tolist()],
                           flipped=(after[0] > 0).tolist())
@@ -144,7 +150,7 @@ class MinimalEdit(Method):
         ``signs``), capped at ``margin``; otherwise the score (signed)."""
         from interpret_rl.targets import target_scores
 
-        if target.kind not in ("action", "chosen-action"):
+        if target.kind not in ("action", "chosen-action") or getattr(agent, "is_continuous", False):
             score = target_scores(agent, target, x)
             return signs * score, score
         logits, _ = agent.network(x)
@@ -179,7 +185,8 @@ class MinimalEdit(Method):
             # rows whose action already leads by the margin are pulled back toward no edit, down to the
             # least edit that still leads (the goal's gradient is 0 there, so Adam follows the pull alone)
             met = (goal.detach() >= self.options.margin - 1e-6).view(-1, *[1] * (x.dim() - 1))
-            shrink = (z.abs() * met).sum() if target.kind in ("action", "chosen-action") else 0.0
+            flips = target.kind in ("action", "chosen-action") and not getattr(agent, "is_continuous", False)
+            shrink = (z.abs() * met).sum() if flips else 0.0
             (grad,) = torch.autograd.grad(-goal.sum() + SHRINK * shrink, z)
             z.grad = grad
             optimizer.step()

@@ -1,0 +1,56 @@
+"""Pendulum-v1 with a continuous (Gaussian) policy: training return, evaluation return and wall time per seed.
+
+Trains with the ``pendulum`` preset of ``--algo`` for ``--steps`` env steps per seed, then plays
+20 evaluation episodes with the stochastic policy and 20 with its mean (deterministic). Prints one
+line per seed and the median; the done-when of issue 14 is a mean return above -300.
+
+    python benchmarks/pendulum.py --seeds 0 1 2 3 4 [--algo ppo] [--steps 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+
+def run(seed: int, algo: str, steps: int) -> dict:
+    from interpret_rl.evaluate import evaluate
+    from interpret_rl.rollout import algorithm_module
+
+    algorithm = algorithm_module(algo)
+    config = algorithm.config_from_preset("pendulum", seed=seed, total_steps=steps)
+    start = time.perf_counter()
+    result = algorithm.train(config)
+    seconds = time.perf_counter() - start
+    stochastic = evaluate(result.agent, episodes=20, seed=seed + 10_000)
+    greedy = evaluate(result.agent, episodes=20, seed=seed + 10_000, deterministic=True)
+    return {"seed": seed, "steps": result.steps, "seconds": seconds, "train_mean": result.mean_return,
+            "eval_stochastic": stochastic.mean, "eval_mean_action": greedy.mean}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--algo", choices=["a2c", "ppo"], default="ppo")
+    parser.add_argument("--steps", type=int, default=None, help="default: the preset's total_steps")
+    args = parser.parse_args()
+    import torch
+
+    from interpret_rl.rollout import algorithm_module
+
+    torch.set_num_threads(1)
+    steps = args.steps or algorithm_module(args.algo).PRESETS["pendulum"]["total_steps"]
+    rows = []
+    for seed in args.seeds:
+        row = run(seed, args.algo, steps)
+        rows.append(row)
+        print(f"{args.algo} seed {seed}: {row['steps']:,} steps in {row['seconds']:.0f} s; mean return of the "
+              f"last 100 training episodes {row['train_mean']:.0f}; evaluation (20 episodes) "
+              f"{row['eval_stochastic']:.0f} sampled, {row['eval_mean_action']:.0f} with the mean action", flush=True)
+    for key in ("train_mean", "eval_stochastic", "eval_mean_action", "seconds"):
+        print(f"median {key}: {statistics.median(r[key] for r in rows):.0f}")
+
+
+if __name__ == "__main__":
+    main()
