@@ -29,12 +29,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from interpret_rl.agent import Q_LEARNERS, Agent
 from interpret_rl.distributed import Ranks
 from interpret_rl.envs import default_env_settings, is_atari, make_vector_env
 from interpret_rl.interrupts import TrainingInterrupted, stop_on_signals
+from interpret_rl.policy import log_prob_and_entropy, network_log_std, sample_actions
 from interpret_rl.training_checks import (
     ResumeStateError,
     check_network_fits,
@@ -89,6 +89,9 @@ class TrainingConfig:
     """Steps per sub-environment in one rollout."""
     gamma: float = 0.99
     """Discount factor."""
+    reward_scale: float = 1.0
+    """Rewards are multiplied by this for learning (returns are reported unscaled): keeps the value
+    targets of a task with large rewards (Pendulum: down to -16 a step) near unit scale."""
     lr: float = 7e-4
     """Learning rate."""
     lr_schedule: str = "constant"
@@ -125,6 +128,7 @@ class TrainingConfig:
             "num_envs": self.num_envs > 0,
             "n_steps": self.n_steps > 0,
             "gamma": 0.0 <= self.gamma <= 1.0,
+            "reward_scale": self.reward_scale > 0,
             "lr": self.lr > 0,
             "lr_schedule": self.lr_schedule in ("constant", "linear"),
             "max_grad_norm": self.max_grad_norm > 0,
@@ -171,21 +175,28 @@ class Batch:
     """
 
     obs: torch.Tensor          # (T, N, *obs_shape), uint8 for frames (item 9)
-    actions: torch.Tensor      # (T, N) long
+    actions: torch.Tensor      # (T, N) long; (T, N, A) float for continuous actions (unclipped)
     rewards: torch.Tensor      # (T, N)
     dones: torch.Tensor        # (T, N)
     mask: torch.Tensor         # (T, N) bool
     values: torch.Tensor       # (T, N)
     log_probs: torch.Tensor    # (T, N)
     next_obs: torch.Tensor | None = None  # (N, *obs_shape): the observation after the last step
+    truncations: list = field(default_factory=list)
+    """``(t, env indices, final observations, rewards before the bootstrap)`` for each step t where
+    time limits cut episodes: a replaying learner (DQN) stores these instead, as the bootstrap would
+    go stale in its buffer, and bootstraps from the final observation when it replays them."""
 
     @classmethod
-    def empty(cls, T: int, N: int, obs_shape, obs_dtype, device) -> Batch:
+    def empty(cls, T: int, N: int, obs_shape, obs_dtype, device, action_dims: int | None = None) -> Batch:
+        """:param action_dims: dimensions of a continuous action, ``None`` for discrete actions."""
         def zeros(dtype=torch.float32):
             return torch.zeros((T, N), dtype=dtype, device=device)
 
+        actions = (zeros(torch.long) if action_dims is None
+                   else torch.zeros((T, N, action_dims), dtype=torch.float32, device=device))
         return cls(obs=torch.zeros((T, N, *obs_shape), dtype=obs_dtype, device=device),
-                   actions=zeros(torch.long), rewards=zeros(), dones=zeros(), mask=zeros(torch.bool),
+                   actions=actions, rewards=zeros(), dones=zeros(), mask=zeros(torch.bool),
                    values=zeros(), log_probs=zeros())
 
     def flat(self, name: str) -> torch.Tensor:
@@ -195,11 +206,12 @@ class Batch:
 
 
 def sample_from_policy(network, obs: torch.Tensor, generator: torch.Generator, steps: int):
-    """Actor-critic acting: sample from the softmax of the logits."""
+    """Actor-critic acting: sample from the policy (softmax of the logits, or the Gaussian of
+    ``policy.py`` for continuous actions)."""
     logits, values = network(obs)
-    actions = torch.multinomial(F.softmax(logits, -1), 1, generator=generator)[:, 0]
-    log_probs = F.log_softmax(logits, -1).gather(1, actions[:, None]).squeeze(1)
-    return actions, log_probs, values
+    log_std = network_log_std(network)
+    actions = sample_actions(logits, generator, log_std)
+    return actions, log_prob_and_entropy(logits, actions, log_std)[0], values
 
 
 class Learner:
@@ -280,7 +292,8 @@ def run(config: TrainingConfig, algorithm, *, out_dir: str | Path | None = None,
     T, N = config.n_steps, config.num_envs
     obs_shape = envs.single_observation_space.shape
     obs_dtype = torch.uint8 if envs.single_observation_space.dtype == np.uint8 else torch.float32
-    batch = Batch.empty(T, N, obs_shape, obs_dtype, device)
+    action_dims = agent.n_actions if agent.is_continuous else None
+    batch = Batch.empty(T, N, obs_shape, obs_dtype, device, action_dims)
 
     log = TrainingLog(out_dir, config, agent.steps_trained, progress=progress, tensorboard=tensorboard)
     obs = torch.as_tensor(envs.reset(seed=run_seed), device=device)  # item 16: seed + i per env
@@ -308,17 +321,20 @@ def run(config: TrainingConfig, algorithm, *, out_dir: str | Path | None = None,
                     group["lr"] = config.lr * max(0.0, 1.0 - progress_done)
 
             # --- rollout: n_steps in every sub-environment -----------------------------------
+            batch.truncations = []
             for t in range(T):
                 with torch.no_grad():
                     actions, log_probs, values = algorithm.act(network, obs, generator,
                                                                steps + t * N * ranks.world_size)
                 result = envs.step(actions.cpu().numpy())
-                reward = torch.as_tensor(result.reward, device=device)
-                if result.truncated.any():  # item 1: a time limit is not a terminal; bootstrap
-                    idx = np.flatnonzero(result.truncated)
+                reward = torch.as_tensor(result.reward, device=device) * config.reward_scale
+                cut = result.truncated & ~result.terminated  # a terminal on the last step is still one
+                if cut.any():  # item 1: a time limit is not a terminal; bootstrap
+                    idx = np.flatnonzero(cut)
+                    final_obs = torch.as_tensor(result.final_obs[idx], device=device)
+                    batch.truncations.append((t, torch.as_tensor(idx, device=device), final_obs, reward[idx]))
                     with torch.no_grad():
-                        final_value = network(torch.as_tensor(result.final_obs[idx], device=device))[1]
-                    reward[idx] += config.gamma * final_value
+                        reward[idx] = reward[idx] + config.gamma * network(final_obs)[1]
                 batch.obs[t] = obs
                 batch.actions[t] = actions
                 batch.log_probs[t] = log_probs
@@ -334,6 +350,8 @@ def run(config: TrainingConfig, algorithm, *, out_dir: str | Path | None = None,
             # --- update (the algorithm's own) ------------------------------------------------
             learner.steps = steps
             stats = algorithm.update(learner, batch, progress_done, generator)
+            if getattr(network, "obs_norm", None) is not None:  # after the update: see ObservationNormalizer
+                network.obs_norm.update(batch.flat("obs"))
             agent.steps_trained = steps
             stats["lr"] = optimizer.param_groups[0]["lr"]
             if log.should_log(steps):
