@@ -237,9 +237,11 @@ def agreement(results: Sequence[ComparisonResult], names: Sequence[str], method:
             pairs.append({"agents": [name_a, name_b], "mean": None, "interval": None, "observations": 0})
             continue
         rows = [[_rho(x, y) for x, y in zip(ta, tb)] for ta, tb in zip(maps[a], maps[b])]
-        # the same pair on mismatched observations (each map of a against b's map of the next
-        # observation): how much two maps agree merely because every frame of the game looks alike
-        mismatched = [[_rho(x, y) for x, y in zip(ta, np.roll(tb, 1, axis=0))] for ta, tb in zip(maps[a], maps[b])]
+        # the same pair on mismatched observations: how much two maps agree merely because every frame of
+        # the game looks alike. Shifted by half the states, not one: neighbours come from the same stretch
+        # of one game (a short game sampled densely gives near-identical neighbours)
+        shift = len(maps[a][0]) // 2
+        mismatched = [[_rho(x, y) for x, y in zip(ta, np.roll(tb, shift, axis=0))] for ta, tb in zip(maps[a], maps[b])]
         chance = [v for v in per_observation_mean(mismatched) if v is not None] if len(maps[a][0]) > 1 else []
         pairs.append({"agents": [name_a, name_b], **_mean_interval(per_observation_mean(rows)),
                       "chance": float(np.mean(chance)) if chance else None})

@@ -110,8 +110,9 @@ def _agreement_section(comparison: AgentComparison) -> str:
     out = ["<h2>Agreement between agents</h2>",
            "<p>Spearman's rank correlation of two agents' |maps| of the same method on the same observation "
            "(every pixel of every stacked frame), mean over targets and observations with its 95 % bootstrap "
-           "interval. <i>Mismatched</i>: the same on different observations (each state of one agent against "
-           "the next state of the other): what agreement the game's fixed layout alone gives.</p>"
+           "interval. <i>Mismatched</i>: the same on different observations (state i of one agent against "
+           "state i + n/2 of the other, mostly from another game): what agreement the game's fixed layout alone "
+           "gives.</p>"
            "<table class='kv metrics'><tr><th>method</th><th>agents</th><th>ρ same state</th>"
            "<th>ρ mismatched</th><th>states</th></tr>"]
     for method, pairs in comparison.agreement.items():
