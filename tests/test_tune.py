@@ -175,6 +175,32 @@ def test_show_space_prints_the_effective_table(run, tmp_path):
     assert result.exit_code == 0 and "| `lr` | float 0.001 .. 0.002 |" in result.output
 
 
+def test_train_takes_a_preset_file_and_the_options_override_it(run, tmp_path, isolated_home):
+    from interpret_rl import registry
+
+    preset = tmp_path / "best.json"
+    preset.write_text(json.dumps({"algo": "a2c", "about": {"study": "hand-made"},
+                                  "config": {"env_id": "CartPole-v1", "n_steps": 7, "lr": 0.0123, "num_envs": 2}}))
+    result = run("train", "--preset-file", str(preset), "--steps", "60", "--lr", "0.002", "--name", "p",
+                 "--eval-episodes", "0", "--quiet")
+    assert result.exit_code == 0, result.output
+    config = registry.read_meta(isolated_home / "models" / "p")["config"]
+    assert (config["n_steps"], config["num_envs"], config["lr"]) == (7, 2, 0.002)
+
+
+@pytest.mark.parametrize("content, extra, says", [
+    ({"algo": "a2c", "config": {"lr": 0.01}}, ["--preset", "cartpole"], "give one of them"),
+    ({"algo": "a2c", "config": {"lr": 0.01}}, ["--algo", "ppo"], "holds a2c settings"),
+    ({"algo": "a2c", "config": {"learning_rate": 0.01}}, [], "learning_rate not settings of a2c"),
+    ({"algo": "sac", "config": {}}, [], "expected"),
+])
+def test_a_bad_preset_file_is_one_line(run, tmp_path, content, extra, says):
+    preset = tmp_path / "best.json"
+    preset.write_text(json.dumps(content))
+    result = run("train", "--preset-file", str(preset), "--steps", "60", *extra)
+    assert result.exit_code == 2 and says in result.output and len(result.output.strip().splitlines()) == 1
+
+
 # --- whole studies -----------------------------------------------------------------------------
 
 def load_study(home: Path, name: str):
@@ -230,7 +256,7 @@ def trial_numbers(output: str) -> list[int]:
 
 @pytest.mark.slow
 def test_two_processes_on_one_study_count_every_trial_once(isolated_home):
-    args = ("--trials", "6", "--budget", "800", "--study", "shared", "--pruner", "none")
+    args = ("--trials", "4", "--budget", "800", "--study", "shared", "--pruner", "none")
     processes = [tune_process(isolated_home, *args, "--seed", str(seed)) for seed in (0, 1)]
     outputs = [p.communicate(timeout=600) for p in processes]
     assert all(p.returncode == 0 for p in processes), outputs
@@ -240,13 +266,13 @@ def test_two_processes_on_one_study_count_every_trial_once(isolated_home):
     study = load_study(isolated_home, "shared")
     finished = [t.number for t in study.trials if t.state.name == "COMPLETE"]
     assert sorted(ran[0] + ran[1]) == sorted(finished)
-    # The study stops at 6; a process whose trial was already running when the 6th finished adds one.
-    assert 6 <= len(finished) <= 7
+    # The study stops at 4; a process whose trial was already running when the 4th finished adds one.
+    assert 4 <= len(finished) <= 5
 
 
 @pytest.mark.slow
 def test_sigint_keeps_every_finished_trial_and_the_study_resumes(isolated_home):
-    args = ("--trials", "40", "--budget", "4000", "--study", "stopped", "--pruner", "none")
+    args = ("--trials", "40", "--budget", "2000", "--study", "stopped", "--pruner", "none")
     process = tune_process(isolated_home, *args)
     journal = isolated_home / "studies" / "stopped.log"
     deadline = time.monotonic() + 300
