@@ -190,6 +190,7 @@ def video_writer(path: Path, fps: int) -> Iterator[Any]:
     """An imageio writer into a temporary file beside ``path``, renamed to ``path`` on success."""
     import imageio.v2 as imageio
 
+    remove_stale_partials(path)
     partial = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
     if path.suffix.lower() == ".gif":
         writer = imageio.get_writer(partial, mode="I", duration=1000 / fps, loop=0)
@@ -197,12 +198,36 @@ def video_writer(path: Path, fps: int) -> Iterator[Any]:
         writer = imageio.get_writer(partial, fps=fps, codec="libx264", macro_block_size=1)
     try:
         yield writer
-        writer.close()
+        writer.close()  # a full disk fails here (a gif is written when it is closed)
         os.replace(partial, path)
     except BaseException:
-        writer.close()
-        partial.unlink(missing_ok=True)
+        try:
+            writer.close()  # may fail again on the same full disk: the partial file goes all the same
+        except Exception:  # noqa: BLE001 - the first error is the one to report
+            pass
+        finally:
+            partial.unlink(missing_ok=True)
         raise
+
+
+def remove_stale_partials(path: Path) -> None:
+    """Remove the partial videos a killed run left beside ``path`` (``.<stem>.<pid>.partial<suffix>``
+    whose process is gone); a running writer's file is left alone."""
+    prefix = f".{path.stem}."
+    for entry in path.parent.glob(f".*.partial{path.suffix}"):
+        pid = entry.name[len(prefix):].split(".", 1)[0] if entry.name.startswith(prefix) else ""
+        if pid.isdigit() and not _process_alive(int(pid)):
+            entry.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
 
 
 def _explain(agent, method: Method, target: Target, obs: torch.Tensor, seed: int, step: int) -> np.ndarray:
