@@ -9,29 +9,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from interpret_rl.networks import BUILTIN_ARCHITECTURES
+from interpret_rl.architectures import ARCHITECTURES
 
 Q_LEARNERS = ("pqn", "dqn", "qrdqn")
 """Algorithms whose network outputs Q-values: their agent acts greedily (``Agent.act``)."""
 
 
-class UnknownArchitectureError(KeyError):
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
 def architectures() -> dict[str, type[nn.Module]]:
-    """Built-in networks plus those plugins register through ``register_architectures``."""
-    from interpret_rl.plugin_manager import registered_architectures
-
-    return {**BUILTIN_ARCHITECTURES, **registered_architectures()}
+    """Every registered network class by name: the built-in ones and those of plugins."""
+    return ARCHITECTURES.all()
 
 
 def build_network(name: str, args: dict[str, Any]) -> nn.Module:
-    known = architectures()
-    if name not in known:
-        raise UnknownArchitectureError(f"unknown architecture {name!r}; known: {', '.join(sorted(known))}")
-    return known[name](**args)
+    """The network ``name`` built from ``args`` (meta.json's ``architecture_args``); an unknown
+    name raises ``UnknownNameError`` with close names."""
+    return ARCHITECTURES.get(name)(**args)
 
 
 def space_to_dict(space) -> dict[str, Any]:

@@ -235,3 +235,20 @@ def atomic_output(path: str | os.PathLike):
         _remove(Path(tmp))
         raise
     fsync_dir(path.parent)
+
+
+def check_output_dir(path: str | os.PathLike) -> Path:
+    """Prove that ``path`` can be written: a writable folder, or a missing one whose nearest existing
+    ancestor is a writable folder (nothing is created). ``ValueError`` naming the path and the reason
+    otherwise. Called before any work, so a long comparison is never lost at the end."""
+    path = Path(path).expanduser().absolute()
+    existing = next(p for p in [path, *path.parents] if p.exists())
+    if not existing.is_dir():
+        what = "is a file" if existing == path else f"lies under the file {existing}"
+        raise ValueError(f"output folder {path} {what}, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):  # a real write: os.access lies for root and some mounts
+            pass
+    except OSError as err:
+        raise ValueError(f"output folder {path} is not writable: {existing}: {err.strerror or err}") from None
+    return path

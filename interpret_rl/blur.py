@@ -4,8 +4,10 @@ other, so it lives in the core)."""
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from interpret_rl.lazy import lazy_module
+
+torch = lazy_module("torch")
+F = lazy_module("torch.nn.functional")
 
 
 def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -11,8 +11,6 @@ from pathlib import Path
 import click
 
 from interpret_rl import registry
-from interpret_rl.distributed import Ranks
-from interpret_rl.envs import MissingDependencyError, UnknownEnvError, UnsupportedSpaceError, check_env_id, is_atari
 
 
 class UserError(click.ClickException):
@@ -21,25 +19,22 @@ class UserError(click.ClickException):
     exit_code = 2
 
 
+# "You asked for something that does not exist or cannot be", by the module that defines it.
+USER_ERRORS = {
+    "interpret_rl.registry": ("ModelNotFoundError", "ModelLoadError", "InvalidNameError"),
+    "interpret_rl.names": ("UnknownNameError",),
+    "interpret_rl.rollout": ("InvalidConfigError",),
+    "interpret_rl.envs": ("UnknownEnvError", "UnsupportedSpaceError", "MissingDependencyError"),
+    "interpret_rl.targets": ("TargetError",),
+}
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
-    from interpret_rl.agent import UnknownArchitectureError
-    from interpret_rl.rollout import InvalidConfigError
-
-    errors: list[type[BaseException]] = [registry.ModelNotFoundError, registry.ModelLoadError,
-                                         registry.InvalidNameError, InvalidConfigError,
-                                         UnknownEnvError, UnknownArchitectureError, UnsupportedSpaceError,
-                                         MissingDependencyError]
-    try:
-        from interpret_rl.methods import UnknownMethodError
-        from interpret_rl.targets import TargetError
-
-        errors += [UnknownMethodError, TargetError]
-        from interpret_rl.metrics import UnknownMetricError
-
-        errors.append(UnknownMetricError)
-    except ImportError:  # pragma: no cover - only while the compare layer is absent
-        pass
-    return tuple(errors)
+    """The error classes of ``USER_ERRORS`` whose modules are loaded: an error of a module never
+    imported cannot have been raised, and importing it here would cost seconds (torch) on the
+    way to a one-line message."""
+    return tuple(getattr(sys.modules[module], name) for module, names in USER_ERRORS.items()
+                 if module in sys.modules for name in names)
 
 
 @contextlib.contextmanager
@@ -77,7 +72,32 @@ class InterpretRLGroup(click.Group):
         from interpret_rl.option_checks import attach  # --seed, --device, --lr... checked as parsed
 
         command = super().get_command(ctx, name)
+        if command is None and add_plugin_commands(self):  # a name of ours needs no plugin loaded
+            command = super().get_command(ctx, name)
         return attach(command) if command is not None else None
+
+    def list_commands(self, ctx):
+        add_plugin_commands(self)  # --help lists plugin commands too
+        return super().list_commands(ctx)
+
+
+_plugin_commands_added = False
+
+
+def add_plugin_commands(group: click.Group) -> bool:
+    """Let plugins add their commands (``register_commands``), once; True the first time.
+
+    Loading plugins imports their modules, so it waits until a command that is not built in is
+    asked for, or the list of commands: a built-in command, e.g. ``models``, starts without them.
+    """
+    global _plugin_commands_added
+    if _plugin_commands_added:
+        return False
+    from interpret_rl.plugin_manager import get_plugin_manager
+
+    _plugin_commands_added = True
+    get_plugin_manager().hook.register_commands(cli=group)
+    return True
 
 
 def _hold_writer_lock(path) -> None:
@@ -93,7 +113,7 @@ def cli():
 
 def _default_preset(env_id: str, presets: dict) -> str:
     """The algorithm's preset made for ``env_id``'s family if it has one, else breakout (Atari) or cartpole."""
-    from interpret_rl.envs import is_minatar
+    from interpret_rl.envs import is_atari, is_minatar
 
     own = {"Pendulum-v1": "pendulum"}.get(env_id, "minatar" if is_minatar(env_id) else None)
     if own in presets:
@@ -143,7 +163,8 @@ def train(algo, env_id, preset, preset_file, steps, name, seed, device, num_envs
     """Train an agent (A2C, PPO, PQN or DQN) and save it in the registry."""
     from interpret_rl import rollout
     from interpret_rl.agent import Q_LEARNERS
-    from interpret_rl.envs import check_env_supported
+    from interpret_rl.distributed import Ranks
+    from interpret_rl.envs import check_env_id, check_env_supported
     from interpret_rl.rollout import algorithm_module
 
     if resume:
@@ -212,6 +233,7 @@ def _training_outcomes(name: str):
 
 
 def _resume(name, steps, device, tensorboard, eval_episodes, quiet, torch_threads=None):
+    from interpret_rl.distributed import Ranks
     from interpret_rl.rollout import algorithm_module, config_from_meta
 
     out_dir = registry.resolve(name)
@@ -372,14 +394,11 @@ def _one_line_plugin_warnings() -> None:
 
 
 def main() -> None:
-    from interpret_rl.plugin_manager import get_plugin_manager
-
     _one_line_plugin_warnings()
-    get_plugin_manager().hook.register_commands(cli=cli)
     cli(prog_name="interpret-rl")
 
 
-# The explanation commands (compare, methods, video), `atlas` and the `prior` group live in their own
-# modules; importing them adds them to ``cli``. At the bottom because they import ``cli`` and the
-# helpers above.
-from interpret_rl import cli_atlas, cli_explain, cli_import, cli_prior, cli_tune  # noqa: E402,F401
+# The explanation commands (compare, video), the listings (plugins, methods, metrics), `atlas` and the
+# `prior` group live in their own modules; importing them adds them to ``cli``. At the bottom because
+# they import ``cli`` and the helpers above.
+from interpret_rl import cli_atlas, cli_explain, cli_import, cli_plugins, cli_prior, cli_tune  # noqa: E402,F401

@@ -53,11 +53,9 @@ def _default_compare_model() -> str:
 def compare_command(model, models, method_names, targets, frames, sample, observations_file, out, option_args,
                     metric_names, seed, checkpoints, device, threads):
     """Run several explanation methods on the same targets and observations; write a report."""
-    from interpret_rl.compare import compare, prepare_methods, prepare_metrics, prepare_targets
-    from interpret_rl.methods import parse_option_args, registered_methods
-    from interpret_rl.metrics import registered_metrics
-    from interpret_rl.observations import load_ground_truth, load_observations
-    from interpret_rl.report import check_output_dir, write_report
+    from interpret_rl.atomic import check_output_dir
+    from interpret_rl.methods import parse_option_args, prepare_methods, registered_methods
+    from interpret_rl.metrics import prepare_metrics, registered_metrics
 
     if sample is not None and checkpoints is not None:
         raise UserError("--sample and --checkpoints cannot be combined yet: checkpoints explain the start of a game")
@@ -79,6 +77,7 @@ def compare_command(model, models, method_names, targets, frames, sample, observ
         metrics = prepare_metrics(metric_names, metric_options) if metric_names else []
         if metric_options and not metrics:
             raise ValueError(f"options given for metric {', '.join(metric_options)}, but no --metrics asked for")
+        prepare_methods(method_names, options)  # a misspelled method: one line before torch is imported
     _check_device(device)
     if threads:
         import torch
@@ -94,9 +93,12 @@ def compare_command(model, models, method_names, targets, frames, sample, observ
     if checkpoints is not None:
         return _compare_checkpoints(model or _default_compare_model(), method_names, targets, frames,
                                     observations_file, out_dir, options, seed, checkpoints, device)
+    from interpret_rl.compare import compare, prepare_targets
+    from interpret_rl.observations import load_ground_truth, load_observations
+    from interpret_rl.report import write_report
+
     agent = registry.load_agent(model or _default_compare_model(), device=device)
     with bad_request_is_a_user_error():
-        prepare_methods(method_names, options)
         prepare_targets(agent, targets)
         observations = load_observations(observations_file, agent.observation_shape) if observations_file else None
         truth = load_ground_truth(observations_file, len(observations)) if observations_file else None

@@ -9,9 +9,9 @@ model is checked against a snapshot taken before it (same weights bit for bit, n
 same train/eval mode) and so are the observations; a method that changed them gets an error in its
 cell and the snapshot is restored, so the methods after it still see the model as it was found.
 
-A method may also offer ``explain_many(agent, targets, observations) -> list[Explanation]`` (one per
-target, in order) to explain all targets in one pass; compare uses it when present (optim optimises
-all targets as one batch, several times faster than one call per target).
+A method that overrides ``Method.explain_many`` (one explanation per target, in order) is called
+once for all targets (optim optimises all targets as one batch, several times faster than one
+call per target); every other method is called once per target.
 """
 
 from __future__ import annotations
@@ -26,25 +26,9 @@ from typing import Any
 import torch
 
 from interpret_rl.guard import HOOK_DICTS, ModelGuard  # noqa: F401 (HOOK_DICTS: re-exported)
-from interpret_rl.methods import (
-    Explanation,
-    Method,
-    build_method,
-    get_method,
-    method_plugins,
-    registered_methods,
-    seeded_rng,
-)
-from interpret_rl.metrics import (
-    Metric,
-    MetricResult,
-    bootstrap_interval,
-    build_metric,
-    evaluate_metrics,
-    get_metric,
-    metric_plugins,
-    registered_metrics,
-)
+from interpret_rl.methods import METHODS, Explanation, Method, prepare_methods, seeded_rng
+from interpret_rl.metrics import METRICS, Metric, MetricResult, bootstrap_interval, evaluate_metrics, prepare_metrics
+from interpret_rl.names import Registry
 from interpret_rl.observations import SAMPLES, check_observations, collect_with_ground_truth
 from interpret_rl.targets import Target, chosen_actions, default_targets, parse_target
 
@@ -257,57 +241,14 @@ def package_versions() -> dict[str, str]:
     return found
 
 
-def prepare_methods(methods: Sequence[str | Method], options: dict[str, dict[str, Any]] | None = None) -> list[Method]:
-    """Names or instances -> instances, options applied (``{"optim": {"steps": "64"}}``). Raises before
-    any work: ``UnknownMethodError`` for a name, ``ValueError`` for a bad option or a repeated method."""
-    options = dict(options or {})
-    instances = [m if isinstance(m, Method) else build_method(m, options.get(m)) for m in methods]
-    names = [m.name for m in instances]
-    if not names:
-        raise ValueError("no method to compare")
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise ValueError(f"method {', '.join(repeated)} given more than once")
-    for name in options:
-        if any(isinstance(m, Method) and m.name == name for m in methods):
-            raise ValueError(f"options given for {name}, which was passed as an instance: set them on its Options")
-        if name not in names:
-            get_method(name)  # a typo'd method name gets the "did you mean" error
-            raise ValueError(f"options given for {name}, which is not among the compared methods ({', '.join(names)})")
-    return instances
-
-
-def prepare_metrics(metrics: Sequence[str | Metric] | str | None,
-                    options: dict[str, dict[str, Any]] | None = None) -> list[Metric]:
-    """Names (or ``"all"``: every registered metric) or instances -> instances with options applied
-    (``{"deletion": {"steps": "10"}}``). Raises before any work: ``UnknownMetricError`` for a name
-    (with close names), ``ValueError`` for a bad option or options for a metric not asked for."""
-    options = dict(options or {})
-    if isinstance(metrics, str):
-        metrics = [metrics]
-    metrics = list(metrics or [])
-    if any(m == "all" for m in metrics if isinstance(m, str)):
-        given = {getattr(m, "name", None) for m in metrics}
-        metrics = [m for m in metrics if not isinstance(m, str)] + [n for n in registered_metrics() if n not in given]
-    instances = [m if isinstance(m, Metric) else build_metric(m, options.get(m)) for m in metrics]
-    names = [m.name for m in instances]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise ValueError(f"metric {', '.join(repeated)} given more than once")
-    for name in options:
-        if name not in names:
-            get_metric(name)  # a typo'd metric name gets the "did you mean" error
-            raise ValueError(f"options given for metric {name}, which is not among the computed metrics "
-                             f"({', '.join(names) or 'none'})")
-    return instances
-
-
-def _metric_info(metric: Metric) -> MetricInfo:
-    registered = type(metric) is registered_metrics().get(metric.name)
-    plugin = metric_plugins().get(metric.name) if registered else None
-    options = dataclasses.asdict(metric.options) if dataclasses.is_dataclass(metric.options) else {}
-    return MetricInfo(name=metric.name, description=metric.description, higher_is_better=metric.higher_is_better,
-                      plugin=plugin or f"{type(metric).__module__} (not registered)", options=options)
+def _identity(instance: Method | Metric, registry: Registry) -> dict:
+    """What a report records of a method or metric instance: the plugin that registered its class
+    (or where an unregistered class comes from) and its options."""
+    classes, owners = registry.collect()
+    plugin = owners.get(instance.name) if type(instance) is classes.get(instance.name) else None
+    options = dataclasses.asdict(instance.options) if dataclasses.is_dataclass(instance.options) else {}
+    return {"name": instance.name, "description": instance.description, "options": options,
+            "plugin": plugin or f"{type(instance).__module__} (not registered)"}
 
 
 def prepare_targets(agent, targets: Sequence[str | Target] | None) -> list[Target]:
@@ -352,8 +293,8 @@ def _check_values(kind: str, values: torch.Tensor, observations: torch.Tensor) -
 def _run_method(agent, method: Method, targets: list[Target], observations: torch.Tensor, seed: int) -> list[Cell]:
     """One cell per target. A method offering ``explain_many(agent, targets, obs)`` (optim: all targets
     in one optimisation) is called once; otherwise ``explain`` once per target."""
-    many = getattr(method, "explain_many", None)
-    calls = [(targets, True)] if callable(many) and len(targets) > 1 else [([t], False) for t in targets]
+    batched = method.explains_many_at_once() and len(targets) > 1
+    calls = [(targets, True)] if batched else [([t], False) for t in targets]
     cells = []
     for group, batched in calls:
         guard = ModelGuard(agent.network)
@@ -362,7 +303,7 @@ def _run_method(agent, method: Method, targets: list[Target], observations: torc
         start = time.perf_counter()
         try:
             with seeded_rng(seed, agent.device):
-                explanations = many(agent, group, given) if batched else [method.explain(agent, group[0], given)]
+                explanations = method.explain_many(agent, group, given)
             if len(explanations) != len(group):
                 error = f"ContractError: {len(explanations)} explanations for {len(group)} targets"
         except Exception as err:  # one method's failure must not stop the comparison
@@ -386,15 +327,6 @@ def _run_method(agent, method: Method, targets: list[Target], observations: torc
                     cell.error = f"ContractError: {cell.error}"
             cells.append(cell)
     return cells
-
-
-def _method_info(method: Method) -> MethodInfo:
-    registered = type(method) is registered_methods().get(method.name)
-    plugin = method_plugins().get(method.name) if registered else None
-    options = dataclasses.asdict(method.options) if dataclasses.is_dataclass(method.options) else {}
-    return MethodInfo(name=method.name, kind=method.kind,
-                      plugin=plugin or f"{type(method).__module__} (not registered)",
-                      description=method.description, options=options)
 
 
 def _policy_summary(agent, observations: torch.Tensor) -> list[dict]:
@@ -474,8 +406,10 @@ def compare(agent, methods: Sequence[str | Method], targets: Sequence[str | Targ
         agent_name=agent.name or "unnamed agent", env_id=agent.env_id, model_sha256=files.get("model.safetensors"),
         observations=observations.detach().cpu(), observation_source=source,
         observation_space=dict(agent.observation_space), targets=parsed,
-        methods=[_method_info(m) for m in instances], cells=cells, policy=policy, seed=seed,
+        methods=[MethodInfo(kind=m.kind, **_identity(m, METHODS)) for m in instances], cells=cells, policy=policy,
+        seed=seed,
         options={k: {f: str(v) for f, v in opts.items()} for k, opts in (options or {}).items()},
         versions=package_versions(),
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        metrics=[_metric_info(m) for m in scorers], ground_truth=ground_truth)
+        metrics=[MetricInfo(higher_is_better=m.higher_is_better, **_identity(m, METRICS)) for m in scorers],
+        ground_truth=ground_truth)

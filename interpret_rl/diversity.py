@@ -9,8 +9,10 @@ rather than in where they draw it.
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from interpret_rl.lazy import lazy_module
+
+torch = lazy_module("torch")
+F = lazy_module("torch.nn.functional")
 
 
 def gram_similarity(activations: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,9 @@ Used around every method call (compare) and every metric (metrics): a plugin tha
 
 from __future__ import annotations
 
-import torch
+from interpret_rl.lazy import lazy_module
+
+torch = lazy_module("torch")
 
 HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 

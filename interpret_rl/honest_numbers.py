@@ -22,7 +22,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import torch
+from interpret_rl.lazy import lazy_module
+
+torch = lazy_module("torch")
 
 OUT_OF_DISTRIBUTION = 10.0
 

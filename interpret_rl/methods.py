@@ -11,30 +11,19 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import numpy as np
-import torch
-
-from interpret_rl.plugin_manager import collect_registrations, unknown_name_message
+from interpret_rl.lazy import lazy_module
+from interpret_rl.names import Registry
 from interpret_rl.targets import Target
 
+np = lazy_module("numpy")
+torch = lazy_module("torch")
+
 KINDS = ("attribution", "synthesis")
-
-
-class UnknownMethodError(KeyError):
-    """No method of that name; the message suggests the closest registered names."""
-
-    def __str__(self) -> str:  # KeyError would show the message quoted
-        return str(self.args[0])
-
-
-class DuplicateMethodError(ValueError):
-    """Two plugins registered a method under the same name (raised with INTERPRET_RL_STRICT_PLUGINS=1;
-    otherwise the second is refused with a warning and the first stays)."""
 
 
 class NotApplicableError(ValueError):
@@ -78,7 +67,19 @@ class Method:
         """Explain ``target`` on ``observations`` ``(B, *obs_shape)``; must leave agent and input as found."""
         raise NotImplementedError
 
-    def _explanation(self, target: Target, values: torch.Tensor, **extras) -> Explanation:
+    def explain_many(self, agent, targets: Sequence[Target], observations: torch.Tensor) -> list[Explanation]:
+        """One explanation per target, in order. The default calls ``explain`` per target; a method
+        that explains several targets faster in one pass (optim: one batch) overrides it, and
+        ``compare`` then calls it once for all targets."""
+        return [self.explain(agent, target, observations) for target in targets]
+
+    @classmethod
+    def explains_many_at_once(cls) -> bool:
+        """Whether the class overrides ``explain_many`` (else it is ``explain`` per target)."""
+        return cls.explain_many is not Method.explain_many
+
+    def explanation(self, target: Target, values: torch.Tensor, **extras) -> Explanation:
+        """The ``Explanation`` of ``values`` for ``target`` by this method (``extras``: JSON-safe)."""
         return Explanation(method=self.name, target=target.spec, kind=self.kind,
                            values=values.detach(), extras=extras)
 
@@ -109,26 +110,19 @@ def _check_method_class(method: Any, plugin: str) -> None:
         raise TypeError(f"plugin {plugin!r} registered an invalid method {method!r}: {'; '.join(problems)}")
 
 
-def _collect() -> tuple[dict[str, type[Method]], dict[str, str]]:
-    return collect_registrations("register_methods", _check_method_class, DuplicateMethodError)
+METHODS = Registry("method", "register_methods", _check_method_class)
+registered_methods = METHODS.all  # name -> method class, sorted
+method_plugins = METHODS.owners  # name -> the plugin that registered it
+get_method = METHODS.get  # the class; UnknownNameError suggests close names
+build_method = METHODS.build  # an instance, options given as text ({"steps": "256"}) or typed
 
 
-def registered_methods() -> dict[str, type[Method]]:
-    """Every registered method by name (sorted)."""
-    return _collect()[0]
-
-
-def method_plugins() -> dict[str, str]:
-    """Method name -> name of the plugin that registered it."""
-    return dict(sorted(_collect()[1].items()))
-
-
-def get_method(name: str) -> type[Method]:
-    """The method class called ``name``; ``UnknownMethodError`` suggests close names."""
-    methods = registered_methods()
-    if name in methods:
-        return methods[name]
-    raise UnknownMethodError(unknown_name_message("method", name, methods))
+def prepare_methods(methods: Sequence[str | Method], options: dict[str, dict[str, Any]] | None = None) -> list[Method]:
+    """Names or instances -> instances, options applied (``{"optim": {"steps": "64"}}``); raises
+    before any work (see ``Registry.build_many``)."""
+    if not methods:
+        raise ValueError("no method to compare")
+    return METHODS.build_many(methods, options, "compared methods")
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -187,18 +181,7 @@ def build_options(what: str, name: str, options_class: type, options: dict[str, 
             values[key] = convert_option(raw, hints[key])
         except ValueError as err:
             raise ValueError(f"option {name}.{key}: {err}") from None
-    from interpret_rl.option_checks import check_option_value
-
-    declared = {f.name: f for f in dataclasses.fields(options_class)}
-    for key, value in values.items():  # the ranges its Options declare (option_checks.bounded)
-        check_option_value(f"{name}.{key}", value, declared[key])
     return options_class(**values)
-
-
-def build_method(name: str, options: dict[str, Any] | None = None) -> Method:
-    """Instantiate method ``name`` with options given as text (``{"steps": "256"}``) or typed values."""
-    method = get_method(name)
-    return method(build_options("method", name, method.Options, options))
 
 
 def parse_option_args(args: list[str]) -> dict[str, dict[str, str]]:

@@ -32,23 +32,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import torch
-
 from interpret_rl.guard import ModelGuard
-from interpret_rl.methods import KINDS, Explanation, Method, NotApplicableError, build_options, seeded_rng
-from interpret_rl.plugin_manager import collect_registrations, unknown_name_message
+from interpret_rl.lazy import lazy_module
+from interpret_rl.methods import KINDS, Explanation, Method, NotApplicableError, seeded_rng
+from interpret_rl.names import Registry
 from interpret_rl.targets import Target, parse_target
 
-
-class UnknownMetricError(KeyError):
-    """No metric of that name; the message suggests the closest registered names."""
-
-    def __str__(self) -> str:  # KeyError would show the message quoted
-        return str(self.args[0])
-
-
-class DuplicateMetricError(ValueError):
-    """Two plugins registered a metric under the same name."""
+torch = lazy_module("torch")
 
 
 CONFIDENCE = 0.95
@@ -169,32 +159,22 @@ def _check_metric_class(metric: Any, plugin: str) -> None:
         raise TypeError(f"plugin {plugin!r} registered an invalid metric {metric!r}: {'; '.join(problems)}")
 
 
-def _collect() -> tuple[dict[str, type[Metric]], dict[str, str]]:
-    return collect_registrations("register_metrics", _check_metric_class, DuplicateMetricError)
+METRICS = Registry("metric", "register_metrics", _check_metric_class)
+registered_metrics = METRICS.all  # name -> metric class, sorted
+metric_plugins = METRICS.owners  # name -> the plugin that registered it
+get_metric = METRICS.get  # the class; UnknownNameError suggests close names
+build_metric = METRICS.build  # an instance, options given as text ({"steps": "10"}) or typed
 
 
-def registered_metrics() -> dict[str, type[Metric]]:
-    """Every registered metric by name (sorted)."""
-    return _collect()[0]
-
-
-def metric_plugins() -> dict[str, str]:
-    """Metric name -> name of the plugin that registered it."""
-    return dict(sorted(_collect()[1].items()))
-
-
-def get_metric(name: str) -> type[Metric]:
-    """The metric class called ``name``; ``UnknownMetricError`` suggests close names."""
-    metrics = registered_metrics()
-    if name in metrics:
-        return metrics[name]
-    raise UnknownMetricError(unknown_name_message("metric", name, metrics))
-
-
-def build_metric(name: str, options: dict[str, Any] | None = None) -> Metric:
-    """Instantiate metric ``name`` with options given as text (``{"steps": "10"}``) or typed values."""
-    metric = get_metric(name)
-    return metric(build_options("metric", name, metric.Options, options))
+def prepare_metrics(metrics: Sequence[str | Metric] | str | None,
+                    options: dict[str, dict[str, Any]] | None = None) -> list[Metric]:
+    """Names (or ``"all"``: every registered metric) or instances -> instances with options applied
+    (``{"deletion": {"steps": "10"}}``); raises before any work (see ``Registry.build_many``)."""
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics or [])
+    if "all" in metrics:
+        given = {getattr(m, "name", None) for m in metrics}
+        metrics = [m for m in metrics if not isinstance(m, str)] + [n for n in METRICS.all() if n not in given]
+    return METRICS.build_many(metrics, options, "computed metrics")
 
 
 def _error_text(err: BaseException) -> str:

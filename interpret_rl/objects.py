@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import warnings
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-import numpy as np
+from interpret_rl.lazy import lazy_module
+from interpret_rl.names import Registry
 
-from interpret_rl.envs import atari_rom_name, is_atari
-from interpret_rl.plugin_manager import STRICT_ENV, PluginLoadWarning, get_plugin_manager
+np = lazy_module("numpy")
 
 Box = tuple[int, int, int, int]  # (y0, x0, y1, x1) in raw frame pixels, end exclusive
 
@@ -71,25 +69,14 @@ class ObjectDetector:
         return {}
 
 
-def registered_detectors() -> dict[str, type[ObjectDetector]]:
-    """Every registered detector by key (env id or ALE game name)."""
-    found: dict[str, type[ObjectDetector]] = {}
-
-    def register(key: str, detector: type[ObjectDetector]) -> None:
-        if key in found:
-            message = f"object detector for {key!r} registered twice; keeping the first"
-            if os.environ.get(STRICT_ENV):
-                raise ValueError(message)
-            warnings.warn(f"interpret-rl: {message}", PluginLoadWarning, stacklevel=2)
-            return
-        found[key] = detector
-
-    get_plugin_manager().hook.register_object_detectors(register=register)
-    return found
+DETECTORS = Registry("object detector", "register_object_detectors", keyed=True)
+registered_detectors = DETECTORS.all  # key (env id or ALE game name) -> detector class
 
 
 def detector_for(env_id: str) -> ObjectDetector | None:
     """The detector registered for ``env_id`` (exact id first, then its ALE game name), or None."""
+    from interpret_rl.envs import atari_rom_name, is_atari
+
     detectors = registered_detectors()
     if env_id in detectors:
         return detectors[env_id]()

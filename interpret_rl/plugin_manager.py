@@ -1,12 +1,16 @@
-"""Loads plugins from the ``interpret_rl`` entry-point group.
+"""Loads plugins from the ``interpret_rl`` entry-point group, on first use.
 
-A plugin that fails to import costs one warning and nothing else (``--help`` and every other
-method keep working); set ``INTERPRET_RL_STRICT_PLUGINS=1`` to make that failure fatal while
-writing a plugin.
+Built-in pieces register through the same hooks as third-party plugins: the bundled methods and
+metrics are ordinary entry points, the built-in networks a default plugin registered first
+(``DEFAULT_PLUGINS``). A plugin that fails to load (an import error, a misspelled hook name)
+costs one warning and nothing else (``--help`` and every other method keep working);
+``INTERPRET_RL_STRICT_PLUGINS=1`` makes that failure fatal while writing a plugin (``0``, ``false``
+or unset: off). ``interpret-rl plugins`` lists what loaded and what did not.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import warnings
 from importlib.metadata import entry_points
@@ -18,6 +22,8 @@ from interpret_rl import hookspecs
 GROUP = "interpret_rl"
 STRICT_ENV = "INTERPRET_RL_STRICT_PLUGINS"
 
+DEFAULT_PLUGINS = ("interpret_rl.architectures",)
+
 _manager: pluggy.PluginManager | None = None
 # Plugins that failed to load: entry-point name -> one-line reason (shown by `interpret-rl plugins`).
 load_errors: dict[str, str] = {}
@@ -25,6 +31,12 @@ load_errors: dict[str, str] = {}
 
 class PluginLoadWarning(UserWarning):
     pass
+
+
+def strict_plugins() -> bool:
+    """Whether a broken plugin is fatal: ``INTERPRET_RL_STRICT_PLUGINS`` set to anything but
+    empty, ``0``, ``false``, ``no`` or ``off``."""
+    return os.environ.get(STRICT_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def _load_entry_points(pm: pluggy.PluginManager) -> None:
@@ -37,8 +49,13 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
                 warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
                 module = ep.load()
             pm.register(module, name=ep.name)
+            try:
+                pm.check_pending()  # a hook name no spec knows (``register_method``) is this plugin's
+            except pluggy.PluginValidationError:
+                pm.unregister(name=ep.name)
+                raise
         except Exception as err:  # a broken third-party plugin must not break the tool
-            if os.environ.get(STRICT_ENV):
+            if strict_plugins():
                 raise
             load_errors[ep.name] = f"{type(err).__name__}: {err}"
             warnings.warn(f"interpret-rl plugin {ep.name!r} ({ep.value}) failed to load: "
@@ -51,8 +68,9 @@ def get_plugin_manager() -> pluggy.PluginManager:
     if _manager is None:
         pm = pluggy.PluginManager(GROUP)
         pm.add_hookspecs(hookspecs)
+        for name in DEFAULT_PLUGINS:
+            pm.register(importlib.import_module(name), name=name)
         _load_entry_points(pm)
-        pm.check_pending()
         _manager = pm
     return _manager
 
@@ -68,55 +86,28 @@ def plugin_name_of(plugin: object) -> str:
     return get_plugin_manager().get_name(plugin) or getattr(plugin, "__name__", repr(plugin))
 
 
-def registered_architectures() -> dict[str, type]:
-    found: dict[str, type] = {}
-
-    def register(name: str, network_class: type) -> None:
-        if name in found:
-            raise ValueError(f"architecture {name!r} registered twice")
-        found[name] = network_class
-
-    get_plugin_manager().hook.register_architectures(register=register)
-    return found
-
-
-def collect_registrations(hook_name: str, check, duplicate_error: type[Exception]):
-    """Call every plugin's ``hook_name(register)`` one plugin at a time, so each registered class
-    knows its owner. Returns ``(name -> class sorted by name, name -> plugin name)``.
-
-    A second registration of a taken name is refused with one warning naming both plugins and the
-    first one stays, so a clashing plugin cannot take the tool down; with
-    ``INTERPRET_RL_STRICT_PLUGINS=1`` it raises ``duplicate_error`` instead.
-    """
-    found: dict[str, type] = {}
-    owners: dict[str, str] = {}
-    for impl in getattr(get_plugin_manager().hook, hook_name).get_hookimpls():
-        if impl.hookwrapper or impl.wrapper:  # wrappers wrap other plugins' calls; they register nothing
-            continue
-        plugin = impl.plugin_name
-
-        def register(cls: type, plugin: str = plugin) -> None:
-            check(cls, plugin)
-            if cls.name in found:
-                message = (f"{cls.name!r} is registered by both plugin {owners[cls.name]!r} and plugin "
-                           f"{plugin!r}; keeping {owners[cls.name]!r}'s")
-                if os.environ.get(STRICT_ENV):
-                    raise duplicate_error(message)
-                warnings.warn(f"interpret-rl: {message}", PluginLoadWarning, stacklevel=2)
-                return
-            found[cls.name] = cls
-            owners[cls.name] = plugin
-
-        impl.function(**dict.fromkeys(impl.argnames, register))  # "register" is the only hook argument
-    return dict(sorted(found.items())), owners
-
-
 def unknown_name_message(kind: str, name: str, known) -> str:
-    """``unknown method 'salincy'; did you mean saliency? (available: ...)`` for registry lookups."""
-    import difflib
+    """``unknown method 'salincy'; did you mean saliency? (available: ...)``: the message of
+    ``names.UnknownNameError``, for lookups that raise their own error class."""
+    from interpret_rl.names import UnknownNameError
 
-    known = list(known)
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-    hint = f"; did you mean {' or '.join(close)}?" if close else ""
-    return f"unknown {kind} {name!r}{hint} (available: {', '.join(known) or 'none'})"
+    return str(UnknownNameError(kind, name, known))
 
+
+def describe_plugins() -> list[dict]:
+    """One row per plugin, loaded or not: ``name``, ``source`` (distribution and version, or how it
+    was registered), ``hooks`` it implements, ``error`` (why it did not load, else None)."""
+    pm = get_plugin_manager()
+    eps = {ep.name: ep for ep in entry_points(group=GROUP)}
+
+    def source(name: str) -> str:
+        ep = eps.get(name)
+        if ep is not None and ep.dist is not None:
+            return f"{ep.dist.name} {ep.dist.version}"
+        return "interpret-rl (default plugin)" if name in DEFAULT_PLUGINS else "registered in code"
+
+    rows = [{"name": name, "source": source(name), "hooks": sorted(h.name for h in pm.get_hookcallers(plugin) or []),
+             "error": None} for name, plugin in pm.list_name_plugin() if plugin is not None]
+    rows += [{"name": name, "source": source(name), "hooks": [], "error": reason}
+             for name, reason in load_errors.items()]
+    return rows

@@ -14,20 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import difflib
 import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors_bytes
-from safetensors.torch import save as save_safetensors_bytes
-
-from interpret_rl.agent import Agent, build_network
 from interpret_rl.atomic import (
     BusyError,
     UnsafeFileError,
@@ -41,6 +34,13 @@ from interpret_rl.atomic import (
     sha256_bytes,
     sha256_file,
 )
+from interpret_rl.lazy import lazy_module
+from interpret_rl.names import UnknownNameError
+
+if TYPE_CHECKING:
+    from interpret_rl.agent import Agent
+
+torch = lazy_module("torch")  # listing models (`interpret-rl models`) needs no torch
 
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
@@ -72,11 +72,8 @@ REQUIRED_META: dict[str, type | tuple[type, ...]] = {
 }
 
 
-class ModelNotFoundError(KeyError):
-    """No registered model has this name (the message suggests the closest names)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
+class ModelNotFoundError(UnknownNameError):
+    """No registered model has this name (it suggests the closest names), or no model is at this path."""
 
 
 class InvalidNameError(ValueError):
@@ -205,14 +202,11 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
     if os.sep in text or text.startswith("."):
         if (candidate / META).is_file():
             return candidate
-        raise ModelNotFoundError(f"no model at {text!r} (a model folder holds {META} and {WEIGHTS})")
+        raise ModelNotFoundError("model folder", text, [], note=f"a model folder holds {META} and {WEIGHTS}")
     for root in (user_models_dir(), BUNDLED_DIR):
         if (root / text / META).is_file():
             return root / text
-    names = sorted({p.name for p, _ in _model_dirs()})
-    close = difflib.get_close_matches(text, names, n=3, cutoff=0.4)
-    hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(names) or 'none'}"
-    raise ModelNotFoundError(f"unknown model {text!r}; {hint}")
+    raise ModelNotFoundError("model", text, sorted({p.name for p, _ in _model_dirs()}))
 
 
 def read_meta(path: str | os.PathLike) -> dict:
@@ -279,6 +273,9 @@ def _read_committed(path: Path, filename: str, meta: dict) -> tuple[dict, bytes]
 def _load_tensors(file_path: Path, data: bytes) -> dict[str, torch.Tensor]:
     if not data:
         raise ModelLoadError(f"{file_path}: empty file, not safetensors")
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_safetensors_bytes
+
     try:
         return load_safetensors_bytes(data)
     except (SafetensorError, ValueError, RuntimeError) as err:
@@ -346,6 +343,8 @@ def load_agent(name_or_path: str | os.PathLike, device: str | torch.device = "cp
         first = str(err).splitlines()[0]
         raise ModelLoadError(f"{path / filename}: weights do not fit {meta['architecture']!r} ({first})") from None
     network.to(device).eval()
+    from interpret_rl.agent import Agent
+
     return Agent(network=network, env_id=meta["env_id"], env_settings=meta["env_settings"],
                  architecture=meta["architecture"], architecture_args=meta["architecture_args"],
                  observation_space=meta["observation_space"], action_space=meta["action_space"],
@@ -371,6 +370,8 @@ def _first_line(err: BaseException) -> str:
 
 
 def _build(path: Path, meta: dict) -> torch.nn.Module:
+    from interpret_rl.agent import build_network
+
     try:
         return build_network(meta["architecture"], meta["architecture_args"])
     except (TypeError, KeyError, ValueError, RuntimeError, OverflowError) as err:
@@ -427,11 +428,15 @@ def _versions() -> dict[str, str]:
 
 
 def _state_bytes(network: torch.nn.Module) -> bytes:
+    from safetensors.torch import save as save_safetensors_bytes
+
     state = {k: v.detach().to("cpu").contiguous() for k, v in network.state_dict().items()}
     return save_safetensors_bytes(state)
 
 
 def _optimizer_bytes(optimizer: torch.optim.Optimizer) -> bytes:
+    from safetensors.torch import save as save_safetensors_bytes
+
     tensors = {}
     for index, state in optimizer.state_dict()["state"].items():
         for name, value in state.items():

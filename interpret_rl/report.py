@@ -29,7 +29,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from interpret_rl.atomic import atomic_write_bytes, atomic_write_text
+from interpret_rl.atomic import atomic_write_bytes, atomic_write_text, check_output_dir
 from interpret_rl.compare import ComparisonResult
 from interpret_rl.observations import save_observations
 from interpret_rl.report_metrics import CSS as METRICS_CSS
@@ -60,23 +59,6 @@ SCALE_LABEL = ("attribution ÷ max |attribution| of its method on this observati
                "below 0) on a sequential scale 0 … 1 (dark red to pale yellow), signed maps on a diverging scale "
                "−1 … 1 (blue, white, red)")
 FEATURE_NAMES = {"CartPole-v1": ["cart position", "cart velocity", "pole angle", "pole ang. velocity"]}
-
-
-def check_output_dir(path: str | os.PathLike) -> Path:
-    """Prove that ``path`` can be written: a writable folder, or a missing one whose nearest existing
-    ancestor is a writable folder (nothing is created). ``ValueError`` naming the path and the reason
-    otherwise. Called before any work, so a long comparison is never lost at the end."""
-    path = Path(path).expanduser().absolute()
-    existing = next(p for p in [path, *path.parents] if p.exists())
-    if not existing.is_dir():
-        what = "is a file" if existing == path else f"lies under the file {existing}"
-        raise ValueError(f"output folder {path} {what}, not a folder")
-    try:
-        with tempfile.TemporaryFile(dir=existing):  # a real write: os.access lies for root and some mounts
-            pass
-    except OSError as err:
-        raise ValueError(f"output folder {path} is not writable: {existing}: {err.strerror or err}") from None
-    return path
 
 
 @dataclass

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import math
 
-import torch
+from interpret_rl.lazy import lazy_module
+
+torch = lazy_module("torch")
 
 
 def _ranks(x: torch.Tensor) -> torch.Tensor:

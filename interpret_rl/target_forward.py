@@ -3,16 +3,17 @@
 Captum needs ``(B, *obs)`` -> ``(B,)``, but the network returns ``(logits, value)``: these helpers
 hand it the target alone. For a ``chosen-action`` target the actions chosen on the real
 observations travel as an additional forward argument, which captum expands together with the
-inputs (interpolations, occlusions, baselines), so the explained action stays fixed. Several
-plugins use them and plugins never import each other, so they live in the core.
+inputs (interpolations, occlusions, baselines), so the explained action stays fixed
+(``interpret_rl.target_module.TargetModule`` wraps them as a Module). Several plugins use them
+and plugins never import each other, so they live in the core.
 """
 
 from __future__ import annotations
 
-import torch
-from torch import nn
-
+from interpret_rl.lazy import lazy_module
 from interpret_rl.targets import Target, actions_for, target_scores
+
+torch = lazy_module("torch")
 
 
 def target_function(agent, target: Target):
@@ -30,17 +31,3 @@ def prepare(agent, target: Target, observations: torch.Tensor) -> tuple[torch.Te
     x = observations.detach().clone().float()
     actions = actions_for(agent, target, x)
     return x, ({} if actions is None else {"additional_forward_args": (actions,)})
-
-
-class TargetModule(nn.Module):
-    """The network as a single-output module, ``(B, *obs)`` -> ``(B,)``: captum methods that hook
-    the nonlinearities (DeepLift, GuidedBackprop) need a Module whose submodules they can reach
-    (the agent's own network is a submodule, not a copy)."""
-
-    def __init__(self, agent, target: Target):
-        super().__init__()
-        self.network = agent.network
-        self.score = target_function(agent, target)
-
-    def forward(self, x: torch.Tensor, actions: torch.Tensor | None = None) -> torch.Tensor:
-        return self.score(x, actions)

@@ -27,8 +27,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
-import torch
-from torch import nn
+from interpret_rl.lazy import lazy_module
+
+torch = lazy_module("torch")
+nn = lazy_module("torch.nn")
 
 KINDS = ("chosen-action", "action", "value", "layer")
 

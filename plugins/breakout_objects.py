@@ -19,10 +19,11 @@ real play); coordinates are raw frame pixels (210 rows x 160 columns), boxes end
 
 from __future__ import annotations
 
-import numpy as np
-
 from interpret_rl.hookspecs import hookimpl
+from interpret_rl.lazy import lazy_module
 from interpret_rl.objects import Box, Intervention, ObjectDetector
+
+np = lazy_module("numpy")
 
 BALL_X, BALL_Y, PADDLE_X, PADDLE_HALF_WIDTH, LIVES, SCORE_HIGH, SCORE_LOW = 99, 101, 72, 108, 57, 76, 77
 PADDLE_ROW, PADDLE_HEIGHT, BALL_SIZE = 189, 4, (4, 2)

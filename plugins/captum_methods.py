@@ -11,31 +11,16 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
-import torch
-from captum.attr import (
-    DeepLift as CaptumDeepLift,
-)
-from captum.attr import (
-    GradientShap as CaptumGradientShap,
-)
-from captum.attr import (
-    IntegratedGradients as CaptumIntegratedGradients,
-)
-from captum.attr import (
-    LayerAttribution,
-    LayerGradCam,
-)
-from captum.attr import (
-    Occlusion as CaptumOcclusion,
-)
-from torch import nn
-
 from interpret_rl.blur import gaussian_blur
 from interpret_rl.hookspecs import hookimpl
+from interpret_rl.lazy import lazy_module
 from interpret_rl.methods import Explanation, Method, NotApplicableError, seeded_rng
-from interpret_rl.option_checks import MAX_COPIES, MAX_SEED, bounded
-from interpret_rl.target_forward import TargetModule, prepare, target_function
+from interpret_rl.target_forward import prepare, target_function
 from interpret_rl.targets import Target, resolve_layer
+
+torch = lazy_module("torch")
+captum_attr = lazy_module("captum.attr")
+nn = lazy_module("torch.nn")
 
 
 def make_baseline(kind: str, x: torch.Tensor, blur: float) -> torch.Tensor:
@@ -64,22 +49,22 @@ class IntegratedGradients(Method):
 
     @dataclass
     class Options:
-        n_steps: int = bounded(32, at_least=1, at_most=MAX_COPIES)
+        n_steps: int = 32
         baseline: str = "zero"
         """zero, blur (a blurred copy of each frame) or mean (of the observations)."""
-        blur: float = bounded(5.0, at_least=0)
-        internal_batch_size: int = bounded(128, at_least=1, at_most=MAX_COPIES)
+        blur: float = 5.0
+        internal_batch_size: int = 128
         """Interpolated inputs per forward pass."""
 
     def explain(self, agent, target: Target, observations: torch.Tensor) -> Explanation:
         opts = self.options
         x, extra = prepare(agent, target, observations)
-        method = CaptumIntegratedGradients(target_function(agent, target))
+        method = captum_attr.IntegratedGradients(target_function(agent, target))
         with torch.enable_grad():
             attributions, delta = method.attribute(
                 x, baselines=make_baseline(opts.baseline, x, opts.blur), n_steps=opts.n_steps,
                 internal_batch_size=opts.internal_batch_size, return_convergence_delta=True, **extra)
-        return self._explanation(target, attributions, convergence_delta=delta.detach().tolist())
+        return self.explanation(target, attributions, convergence_delta=delta.detach().tolist())
 
 
 def gradcam_layer(network: nn.Module, target: Target) -> str:
@@ -117,12 +102,12 @@ class GradCam(Method):
                                      f"got observations of shape {list(observations.shape[1:])}")
         layer = resolve_layer(agent.network, opts.layer) if opts.layer else gradcam_layer(agent.network, target)
         x, extra = prepare(agent, target, observations)
-        method = LayerGradCam(target_function(agent, target), agent.network.get_submodule(layer))
+        method = captum_attr.LayerGradCam(target_function(agent, target), agent.network.get_submodule(layer))
         with torch.enable_grad():
             cam = method.attribute(x, relu_attributions=True, **extra)  # (B, 1, h, w)
-        cam = LayerAttribution.interpolate(cam, tuple(x.shape[2:]), interpolate_mode=opts.interpolate_mode)
+        cam = captum_attr.LayerAttribution.interpolate(cam, tuple(x.shape[2:]), interpolate_mode=opts.interpolate_mode)
         # One map for the whole stack: the conv layer has already mixed the frames.
-        return self._explanation(target, cam.expand_as(x).contiguous(), layer=layer, same_map_for_all_frames=True)
+        return self.explanation(target, cam.expand_as(x).contiguous(), layer=layer, same_map_for_all_frames=True)
 
 
 class Occlusion(Method):
@@ -135,13 +120,13 @@ class Occlusion(Method):
 
     @dataclass
     class Options:
-        window: tuple[int, ...] = bounded((), at_least=1)
+        window: tuple[int, ...] = ()
         """Window shape; empty = (1, 8, 8) for frame stacks (one frame at a time), (1,) for vectors."""
-        stride: tuple[int, ...] = bounded((), at_least=1)
+        stride: tuple[int, ...] = ()
         """Window step; empty = (1, 4, 4) for frame stacks, (1,) for vectors."""
         baseline: str = "zero"
-        blur: float = bounded(5.0, at_least=0)
-        batch: int = bounded(64, at_least=1, at_most=MAX_COPIES)
+        blur: float = 5.0
+        batch: int = 64
         """Occluded copies of each observation per forward pass."""
 
     def explain(self, agent, target: Target, observations: torch.Tensor) -> Explanation:
@@ -153,12 +138,12 @@ class Occlusion(Method):
         if len(window) != x.dim() - 1 or len(stride) != x.dim() - 1:
             raise ValueError(f"occlusion window {window} and stride {stride} need {x.dim() - 1} values "
                              f"for observations of shape {list(x.shape[1:])}")
-        method = CaptumOcclusion(target_function(agent, target))
+        method = captum_attr.Occlusion(target_function(agent, target))
         with torch.no_grad():
             attributions = method.attribute(
                 x, sliding_window_shapes=tuple(window), strides=tuple(stride),
                 baselines=make_baseline(opts.baseline, x, opts.blur), perturbations_per_eval=opts.batch, **extra)
-        return self._explanation(target, attributions)
+        return self.explanation(target, attributions)
 
 
 class DeepLift(Method):
@@ -177,10 +162,12 @@ class DeepLift(Method):
     @dataclass
     class Options:
         baseline: str = "zero"
-        blur: float = bounded(5.0, at_least=0)
+        blur: float = 5.0
 
     def explain(self, agent, target: Target, observations: torch.Tensor) -> Explanation:
         opts = self.options
+        from interpret_rl.target_module import TargetModule
+
         x, extra = prepare(agent, target, observations)
         modules = list(agent.network.modules())
         attributes_before = [set(vars(module)) for module in modules]
@@ -189,13 +176,13 @@ class DeepLift(Method):
             with torch.enable_grad(), warnings.catch_warnings():
                 # captum announces on every call that it sets (and will remove) hooks; we check that it does
                 warnings.filterwarnings("ignore", message="Setting forward, backward hooks")
-                attributions = CaptumDeepLift(TargetModule(agent, target)).attribute(
+                attributions = captum_attr.DeepLift(TargetModule(agent, target)).attribute(
                     x.requires_grad_(True), baselines=baselines, **extra)
         finally:
             for module, before in zip(modules, attributes_before):
                 for name in set(vars(module)) - before:
                     delattr(module, name)
-        return self._explanation(target, attributions)
+        return self.explanation(target, attributions)
 
 
 class GradientShap(Method):
@@ -208,24 +195,24 @@ class GradientShap(Method):
 
     @dataclass
     class Options:
-        samples: int = bounded(16, at_least=1, at_most=MAX_COPIES)
+        samples: int = 16
         """Random (baseline, path point) draws per observation."""
         baseline: str = "zero"
         """zero, blur, mean, or batch (the observations themselves as the baseline distribution)."""
-        blur: float = bounded(5.0, at_least=0)
-        stdevs: float = bounded(0.0, at_least=0)
+        blur: float = 5.0
+        stdevs: float = 0.0
         """Std of Gaussian noise added to each draw, in observation units."""
-        seed: int = bounded(0, at_least=0, at_most=MAX_SEED)
+        seed: int = 0
 
     def explain(self, agent, target: Target, observations: torch.Tensor) -> Explanation:
         opts = self.options
         x, extra = prepare(agent, target, observations)
         baselines = x.clone() if opts.baseline == "batch" else make_baseline(opts.baseline, x, opts.blur)
-        method = CaptumGradientShap(target_function(agent, target))
+        method = captum_attr.GradientShap(target_function(agent, target))
         with seeded_rng(opts.seed, x.device), torch.enable_grad():
             attributions = method.attribute(x, baselines=baselines, n_samples=opts.samples,
                                             stdevs=opts.stdevs, **extra)
-        return self._explanation(target, attributions)
+        return self.explanation(target, attributions)
 
 
 @hookimpl

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-from captum.metrics import infidelity, sensitivity_max
-
+from interpret_rl.hookspecs import hookimpl
+from interpret_rl.lazy import lazy_module
 from interpret_rl.methods import Explanation, Method
 from interpret_rl.metrics import Metric, MetricResult, explain_holding_actions
-from interpret_rl.option_checks import MAX_COPIES, MAX_SEED, bounded
 from interpret_rl.targets import Target, actions_for, target_scores
+
+torch = lazy_module("torch")
+captum_metrics = lazy_module("captum.metrics")
 
 
 def value_range(x: torch.Tensor) -> torch.Tensor:
@@ -49,11 +50,11 @@ class Infidelity(Metric):
 
     @dataclass
     class Options:
-        samples: int = bounded(10, at_least=1, at_most=MAX_COPIES)
+        samples: int = 10
         """Noise samples per observation."""
-        noise: float = bounded(0.05, at_least=0)
+        noise: float = 0.05
         """Noise std relative to each observation's value range (max - min)."""
-        seed: int = bounded(0, at_least=0, at_most=MAX_SEED)
+        seed: int = 0
         """Seed of the noise."""
 
     def evaluate(self, agent, method: Method, target: Target, observations: torch.Tensor,
@@ -72,8 +73,9 @@ class Infidelity(Metric):
 
         with torch.no_grad():
             actions = actions_for(agent, target, x)
-        values = infidelity(forward, perturb, x, explanation.values.detach().float().to(x.device).contiguous(),
-                            n_perturb_samples=opts.samples, normalize=True, **_extra_args(actions))
+        attributions = explanation.values.detach().float().to(x.device).contiguous()
+        values = captum_metrics.infidelity(forward, perturb, x, attributions,
+                                           n_perturb_samples=opts.samples, normalize=True, **_extra_args(actions))
         per_observation = values.double().cpu().flatten()
         return self._result(per_observation.mean(), per_observation=per_observation.tolist(),
                             samples=opts.samples, noise=opts.noise)
@@ -93,11 +95,11 @@ class Sensitivity(Metric):
 
     @dataclass
     class Options:
-        samples: int = bounded(10, at_least=1, at_most=MAX_COPIES)
+        samples: int = 10
         """Perturbed copies per observation."""
-        radius: float = bounded(0.02, at_least=0)
+        radius: float = 0.02
         """L-inf radius relative to each observation's value range (max - min)."""
-        seed: int = bounded(0, at_least=0, at_most=MAX_SEED)
+        seed: int = 0
         """Seed of the perturbations."""
 
     def evaluate(self, agent, method: Method, target: Target, observations: torch.Tensor,
@@ -121,8 +123,14 @@ class Sensitivity(Metric):
 
         with torch.no_grad():
             actions = actions_for(agent, target, x)
-        values = sensitivity_max(explain, x, perturb_func=perturb, n_perturb_samples=opts.samples,
-                                 **_extra_args(actions))
+        values = captum_metrics.sensitivity_max(explain, x, perturb_func=perturb, n_perturb_samples=opts.samples,
+                                                **_extra_args(actions))
         per_observation = values.double().cpu().flatten()
         return self._result(per_observation.mean(), per_observation=per_observation.tolist(),
                             samples=opts.samples, radius=opts.radius)
+
+
+@hookimpl
+def register_metrics(register):
+    register(Infidelity)
+    register(Sensitivity)

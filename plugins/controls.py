@@ -14,13 +14,13 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
-import torch
-
 from interpret_rl.hookspecs import hookimpl
+from interpret_rl.lazy import lazy_module
 from interpret_rl.methods import Explanation, Method
-from interpret_rl.option_checks import MAX_SEED, bounded
-from interpret_rl.target_forward import TargetModule, prepare
+from interpret_rl.target_forward import prepare
 from interpret_rl.targets import Target, actions_for, target_scores
+
+torch = lazy_module("torch")
 
 
 class RandomMap(Method):
@@ -33,7 +33,7 @@ class RandomMap(Method):
 
     @dataclass
     class Options:
-        seed: int = bounded(0, at_least=0, at_most=MAX_SEED)
+        seed: int = 0
         """Seed of the noise."""
 
     def explain(self, agent, target: Target, observations: torch.Tensor) -> Explanation:
@@ -41,7 +41,7 @@ class RandomMap(Method):
             target_scores(agent, target, observations.detach().float(), actions_for(agent, target, observations))
         generator = torch.Generator().manual_seed(self.options.seed)
         noise = torch.rand(observations.shape, generator=generator, dtype=torch.float32)
-        return self._explanation(target, noise.to(observations.device))
+        return self.explanation(target, noise.to(observations.device))
 
 
 class GuidedBackprop(Method):
@@ -63,6 +63,8 @@ class GuidedBackprop(Method):
     def explain(self, agent, target: Target, observations: torch.Tensor) -> Explanation:
         from captum.attr import GuidedBackprop as CaptumGuidedBackprop
 
+        from interpret_rl.target_module import TargetModule
+
         x, extra = prepare(agent, target, observations)
         modules = list(agent.network.modules())
         attributes_before = [set(vars(module)) for module in modules]
@@ -76,7 +78,7 @@ class GuidedBackprop(Method):
             for module, before in zip(modules, attributes_before):
                 for name in set(vars(module)) - before:
                     delattr(module, name)
-        return self._explanation(target, attributions)
+        return self.explanation(target, attributions)
 
 
 @hookimpl

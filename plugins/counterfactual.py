@@ -29,12 +29,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
-
 from interpret_rl.hookspecs import hookimpl
+from interpret_rl.lazy import lazy_module
 from interpret_rl.methods import Explanation, Method
-from interpret_rl.option_checks import bounded
 from interpret_rl.targets import Target, chosen_actions
+
+torch = lazy_module("torch")
 
 SHRINK = 1e-3
 
@@ -88,18 +88,18 @@ class MinimalEdit(Method):
 
     @dataclass
     class Options:
-        pixels: int = bounded(40, at_least=0)
+        pixels: int = 40
         """At most this many entries of the observation change (a pixel of one stacked frame)."""
-        l1: float = bounded(2000.0, at_least=0)
+        l1: float = 2000.0
         """At most this total absolute change, in the observation's units (0..255 grey levels for
         Atari: 2000 is 40 pixels moved about 50 levels); 0 = no L1 bound."""
         direction: Literal["auto", "raise", "lower"] = "auto"
         """raise: make the agent prefer the target action / raise the target; lower: the opposite;
         auto: lower an action where the agent already prefers it, raise it elsewhere (values: raise)."""
-        margin: float = bounded(0.1, at_least=0)
+        margin: float = 0.1
         """Action targets: stop raising once the action's logit leads the others by this much."""
-        steps: int = bounded(150, at_least=1)
-        lr: float = bounded(0.02, above=0)
+        steps: int = 150
+        lr: float = 0.02
         """Adam learning rate, in units of the space's range per entry (of the real data's where unbounded)."""
 
         def __post_init__(self):
@@ -132,7 +132,7 @@ class MinimalEdit(Method):
             extras.update(action_before=[agent.action_meanings[a] for a in actions.tolist()],
                           action_after=[agent.action_meanings[a] for a in new_actions.tolist()],
                           flipped=(after[0] > 0).tolist())
-        return self._explanation(target, delta.cpu(), **extras)
+        return self.explanation(target, delta.cpu(), **extras)
 
     def _signs(self, target: Target, actions: torch.Tensor) -> torch.Tensor:
         """``(B,)`` +1 where the target is raised, -1 where it is lowered (see ``direction``)."""

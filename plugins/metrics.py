@@ -1,5 +1,5 @@
-"""Built-in metrics: deletion and insertion curves (Petsiuk et al. 2018, RISE), run time; and, from
-sibling modules, the model-randomization sanity check and captum's infidelity and sensitivity.
+"""Built-in metrics: deletion and insertion curves (Petsiuk et al. 2018, RISE), run time. (The
+model-randomization check and captum's infidelity and sensitivity are plugins of their own.)
 
 Deletion / insertion
 --------------------
@@ -53,16 +53,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import torch
-
 from interpret_rl.blur import gaussian_blur
 from interpret_rl.hookspecs import hookimpl
+from interpret_rl.lazy import lazy_module
 from interpret_rl.methods import Explanation, Method
 from interpret_rl.metrics import Metric, MetricResult, bootstrap_interval
-from interpret_rl.option_checks import MAX_COPIES, MAX_SEED, bounded
 from interpret_rl.targets import Target, actions_for, target_scores
-from interpret_rl_plugins.captum_metrics import Infidelity, Sensitivity
-from interpret_rl_plugins.randomization import Randomization
+
+torch = lazy_module("torch")
 
 
 def curve_baseline(x: torch.Tensor, kind: str, blur: float) -> torch.Tensor:
@@ -118,24 +116,24 @@ class _Curve(Metric):
 
     @dataclass
     class Options:
-        steps: int = bounded(20, at_least=1, at_most=MAX_COPIES)
+        steps: int = 20
         """Points after the start, each replacing 1/steps of the units (capped at the number of units)."""
         baseline: str = "blur"
         """What replaces a removed unit: blur (the blurred frame; zero for vectors) or zero."""
-        blur: float = bounded(5.0, at_least=0)
+        blur: float = 5.0
         """Std in pixels of the Gaussian blur of the blur baseline."""
         per_frame: bool = False
         """Frames: order single (frame, y, x) elements instead of pixels summed over the stack."""
         absolute: bool = False
         """Order by |attribution| instead of the signed value."""
-        min_gap: float = bounded(0.1, at_least=0)
+        min_gap: float = 0.1
         """An observation is undefined unless s_obs - s_base >= min_gap * the score's range on the
         random-order curves (max(|s_obs|, |s_base|) without them)."""
-        chance_orders: int = bounded(3, at_least=0, at_most=MAX_COPIES)
+        chance_orders: int = 3
         """Random unit orders averaged for the chance level (0: no chance level)."""
-        seed: int = bounded(0, at_least=0, at_most=MAX_SEED)
+        seed: int = 0
         """Seed of the random orders."""
-        batch: int = bounded(64, at_least=1, at_most=MAX_COPIES)
+        batch: int = 64
         """Perturbed observations per forward pass."""
 
     def evaluate(self, agent, method: Method, target: Target, observations: torch.Tensor,
@@ -280,5 +278,5 @@ class Runtime(Metric):
 
 @hookimpl
 def register_metrics(register):
-    for metric in (Deletion, Insertion, Randomization, Infidelity, Sensitivity, Runtime):
+    for metric in (Deletion, Insertion, Runtime):
         register(metric)

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-import torch
-
 from interpret_rl.hookspecs import hookimpl
+from interpret_rl.lazy import lazy_module
 from interpret_rl.metrics import Metric, MetricResult
-from interpret_rl.option_checks import bounded
 from interpret_rl.targets import actions_for, target_scores
+
+np = lazy_module("numpy")
+torch = lazy_module("torch")
 
 
 def _frame_maps(explanation, observations) -> np.ndarray:
@@ -105,7 +105,7 @@ class Pointing(Metric):
 
     @dataclass
     class Options:
-        tolerance: float = bounded(3.0, at_least=0)
+        tolerance: float = 3.0
         """Distance in observation pixels (84x84) from the object that still counts as a hit."""
 
     def evaluate(self, agent, method, target, observations, explanation, ground_truth=None) -> MetricResult:

@@ -33,17 +33,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-import torch
-import torch.nn.functional as F
-from lucent.optvis import transform
-from lucent.optvis.param.spatial import fft_image
-from torch import nn
-
 from interpret_rl.diversity import diversity_layer, gram_similarity
 from interpret_rl.honest_numbers import describe_synthesis, real_reference, scores_on_states
 from interpret_rl.hookspecs import hookimpl
+from interpret_rl.lazy import lazy_module
 from interpret_rl.methods import Explanation, Method, seeded_rng
-from interpret_rl.option_checks import MAX_COPIES, MAX_SEED, bounded
 from interpret_rl.targets import (
     Target,
     chosen_actions,
@@ -53,7 +47,13 @@ from interpret_rl.targets import (
     paired_target_scores,
 )
 
-MONOTONE_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.Tanh, nn.Sigmoid, nn.Softplus)
+torch = lazy_module("torch")
+F = lazy_module("torch.nn.functional")
+nn = lazy_module("torch.nn")
+transform = lazy_module("lucent.optvis.transform")
+spatial = lazy_module("lucent.optvis.param.spatial")
+
+MONOTONE_ACTIVATIONS = ("ReLU", "LeakyReLU", "ELU", "Tanh", "Sigmoid", "Softplus")  # in torch.nn
 PRE_ACTIVATION_WEIGHT = 0.1
 MONITOR_EVERY = 8  # prior path: steps between realism checks of the frames (each costs ~ one step)
 START_MARGIN = 0.02  # a black pixel starts at sigmoid(-3.9): near 0, yet with gradient left
@@ -66,7 +66,8 @@ def pre_activation(agent, target: Target) -> Target | None:
     A dead ReLU unit has zero gradient, so gradient ascent on it alone never starts; a little of the
     pre-activation in the objective keeps a gradient without moving the optimum of a single unit.
     """
-    if target.kind != "layer" or not isinstance(agent.network.get_submodule(target.layer), MONOTONE_ACTIVATIONS):
+    if target.kind != "layer" or not isinstance(agent.network.get_submodule(target.layer),
+                                                 tuple(getattr(nn, name) for name in MONOTONE_ACTIVATIONS)):
         return None
     names = [name for name, _ in agent.network.named_modules() if name]
     before = names[names.index(target.layer) - 1]
@@ -136,48 +137,48 @@ class Optim(Method):
 
     @dataclass
     class Options:
-        steps: int = bounded(256, at_least=1)
-        lr: float = bounded(0.05, above=0)
+        steps: int = 256
+        lr: float = 0.05
         """Adam learning rate (on lucent's spectrum for frames, on the logits z for vectors)."""
-        seed: int = bounded(0, at_least=0, at_most=MAX_SEED)
-        jitter: int = bounded(4, at_least=0)
+        seed: int = 0
+        jitter: int = 4
         """Frames: random shift of up to this many pixels each step (0 = off)."""
-        scale: float = bounded(0.05, at_least=0, below=1)
+        scale: float = 0.05
         """Frames: random zoom of up to ± this fraction each step (0 = off)."""
-        examples: int = bounded(9, at_least=0, at_most=MAX_COPIES)
+        examples: int = 9
         """How many dataset examples (the real states exciting the target most) to show."""
-        pool: int = bounded(1000, at_least=0, at_most=MAX_COPIES)
+        pool: int = 1000
         """Real states of the agent's own play to measure against (``interpret_rl.pool``, collected once
         per agent and cached): dataset examples, the target's real range, realism. 0: the observations
         given instead (no held-out states)."""
         prior: Literal["auto", "none"] = "auto"
         """Frames: optimise the latent code of the agent's learned prior (``interpret-rl prior train``)
         where one exists (``auto``), so the frame stays one the game could show; ``none``: the pixels."""
-        prior_weight: float = bounded(0.0, at_least=0)
+        prior_weight: float = 0.0
         """Prior path: weight of ``|z|^2 / 2`` (the prior's log-density) against the target, whose score
         counts in units of its real spread (best real minus median real). Measured on breakout-a2c
         (benchmarks/README.md): 0.1 and 0.3 pulled the codes towards the mean code, whose frame is a
         blurred average and no real state, and the targets below the best real state; realism is
         kept by ``realism`` instead."""
-        realism: float = bounded(0.9, at_least=0, at_most=1)
+        realism: float = 0.9
         """Prior path: keep, per image, the highest-scoring frame met along the way whose nearest-real
         ratio is at most this quantile of the held-out real states' ratios (needs ``pool`` > 0; 0: keep
         the last frame, however far from the real states)."""
-        ceiling: float = bounded(3.0, at_least=0)
+        ceiling: float = 3.0
         """Prior path: frames whose target exceeds this multiple of the best real state (where that is not
         positive: of its excess over the real median) are not kept; activations far outside the real range
         describe inputs the agent never meets (0: no ceiling)."""
         keep_detail: bool = True
         """Prior path: add back what the prior cannot draw of the starting real state (its reconstruction
         error: the ball, sharp edges), so the first frame is that real state and the decoder edits it."""
-        widen: float = bounded(0.1, at_least=0)
+        widen: float = 0.1
         """Vectors: unbounded features may go this fraction of the real range beyond it."""
         start: Literal["real", "gray"] = "real"
         """Frames: start from the mean of the real observations (``real``) or from lucent's
         uniform gray (``gray``; on a trained Atari agent often a dead-ReLU plateau)."""
-        diversity: int = bounded(1, at_least=1, at_most=MAX_COPIES)
+        diversity: int = 1
         """Images per target (K); above 1 the K images are pushed apart by Olah et al.'s diversity term."""
-        diversity_weight: float = bounded(10.0, at_least=0)
+        diversity_weight: float = 10.0
         """Weight of the diversity term, relative to the size of the target's own score (measured on a
         random Nature CNN, conv2:3, 24 steps: 1 left the images as alike as 0 did, 10 cut the Gram
         similarity of 3 images from 2.0 to 1.1 for 30% less activation, 100 to 0.6 for 85% less)."""
@@ -223,7 +224,7 @@ class Optim(Method):
                                            reference, prior)}
             if goal is not target:
                 extras["action"] = agent.action_meanings[goal.action]
-            explanation = self._explanation(target, mine, **extras)
+            explanation = self.explanation(target, mine, **extras)
             explanation.examples = reference.states[top].clone()
             explanations.append(explanation)
         return explanations
@@ -284,7 +285,7 @@ class Optim(Method):
         opts = self.options
         channels, height, width = low.shape
         with seeded_rng(opts.seed):  # lucent draws its initial spectrum from torch's global RNG
-            params, spectrum_f = fft_image([len(targets), channels, height, width])
+            params, spectrum_f = spatial.fft_image([len(targets), channels, height, width])
         offset = torch.zeros(())
         if start is not None:  # logit of the start in [0, 1], kept off the sigmoid's flat ends
             offset = torch.logit(((start - low) / (high - low)).clamp(START_MARGIN, 1 - START_MARGIN))

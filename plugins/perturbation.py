@@ -28,15 +28,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-
 from interpret_rl.blur import gaussian_blur
 from interpret_rl.hookspecs import hookimpl
+from interpret_rl.lazy import lazy_module
 from interpret_rl.methods import Explanation, Method
-from interpret_rl.option_checks import MAX_COPIES, bounded
 from interpret_rl.targets import Target, actions_for, target_scores
+
+torch = lazy_module("torch")
+F = lazy_module("torch.nn.functional")
+nn = lazy_module("torch.nn")
 
 
 def mask_grid(height: int, width: int, stride: int, radius: float) -> torch.Tensor:
@@ -210,18 +210,18 @@ class Perturbation(Method):
 
     @dataclass
     class Options:
-        stride: int = bounded(5, at_least=1)
+        stride: int = 5
         """Pixels between mask centres."""
-        radius: float = bounded(5.0, above=0)
+        radius: float = 5.0
         """Std of the Gaussian mask in pixels."""
-        blur: float = bounded(3.0, at_least=0)
+        blur: float = 3.0
         """Std of the blur the mask blends in."""
         per_frame: bool = True
         """Perturb each stacked frame on its own: one map per frame, so the report shows which frame
         of the stack the target reads (4x the forward passes); false blurs all frames together."""
         baseline: str = "zero"
         """Vectors only: replace a feature by 'zero' or by its 'mean' over the observations."""
-        chunk: int = bounded(256, at_least=1, at_most=MAX_COPIES)
+        chunk: int = 256
         """Perturbed observations per forward pass (split evenly; with the Nature-CNN first-layer
         shortcut, whole rows of mask centres, at least one row)."""
 
@@ -231,9 +231,9 @@ class Perturbation(Method):
             actions = actions_for(agent, target, x)  # the real frame's action, also on perturbed copies
             reference = target_scores(agent, target, x, actions=actions)  # (B,)
             if x.dim() != 4:
-                return self._explanation(target, self._vector_maps(agent, target, x, actions, reference))
+                return self.explanation(target, self._vector_maps(agent, target, x, actions, reference))
             maps = self._image_maps(agent, target, x, actions, reference)
-        return self._explanation(target, maps, same_map_for_all_frames=not self.options.per_frame)
+        return self.explanation(target, maps, same_map_for_all_frames=not self.options.per_frame)
 
     def _scores(self, agent, target, batches, action, reference) -> torch.Tensor:
         """``0.5 * (f(obs) - f(perturbed))**2`` over all perturbed batches of one observation, concatenated."""

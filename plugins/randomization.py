@@ -45,13 +45,15 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-import torch
-from torch import nn
-
+from interpret_rl.hookspecs import hookimpl
+from interpret_rl.lazy import lazy_module
 from interpret_rl.methods import Explanation, Method, seeded_rng
 from interpret_rl.metrics import Metric, MetricResult, bootstrap_interval, explain_holding_actions
 from interpret_rl.similarity import rank_correlation
 from interpret_rl.targets import Target, actions_for
+
+torch = lazy_module("torch")
+nn = lazy_module("torch.nn")
 
 HEADS = ("policy", "value")
 
@@ -157,3 +159,8 @@ class Randomization(Metric):
                             verdict={"statistics": {"area": area, "top": top}, "below": threshold},
                             rule=f"passed when both the correlation after randomising {top_layers} "
                                  f"(top) and the area under the cascade curve are below {threshold}")
+
+
+@hookimpl
+def register_metrics(register):
+    register(Randomization)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from interpret_rl.hookspecs import hookimpl
+from interpret_rl.lazy import lazy_module
 from interpret_rl.methods import Explanation, Method
-from interpret_rl.option_checks import MAX_COPIES, MAX_SEED, bounded
 from interpret_rl.targets import Target, actions_for, target_scores
+
+torch = lazy_module("torch")
 
 
 def input_gradient(agent, target: Target, x: torch.Tensor, actions: torch.Tensor | None) -> torch.Tensor:
@@ -36,11 +36,11 @@ class Saliency(Method):
     class Options:
         absolute: bool = True
         """Take |gradient| (per sample, before averaging, as captum's NoiseTunnel does)."""
-        samples: int = bounded(0, at_least=0, at_most=MAX_COPIES)
+        samples: int = 0
         """SmoothGrad noisy copies per observation; 0 = the plain gradient."""
-        noise: float = bounded(0.15, at_least=0)
+        noise: float = 0.15
         """SmoothGrad noise std relative to each observation's value range (max - min)."""
-        seed: int = bounded(0, at_least=0, at_most=MAX_SEED)
+        seed: int = 0
         """Seed of the SmoothGrad noise."""
 
     def explain(self, agent, target: Target, observations: torch.Tensor) -> Explanation:
@@ -49,7 +49,7 @@ class Saliency(Method):
         actions = actions_for(agent, target, x)  # the action of the real frame, also for noisy copies
         post = torch.abs if opts.absolute else (lambda g: g)
         if opts.samples <= 0:
-            return self._explanation(target, post(input_gradient(agent, target, x, actions)))
+            return self.explanation(target, post(input_gradient(agent, target, x, actions)))
         generator = torch.Generator(device=x.device).manual_seed(opts.seed)
         value_range = (x.flatten(1).amax(1) - x.flatten(1).amin(1)).clamp_min(1e-8)
         std = (opts.noise * value_range).view(-1, *[1] * (x.dim() - 1))
@@ -57,7 +57,7 @@ class Saliency(Method):
         for _ in range(opts.samples):
             noise = torch.randn(x.shape, generator=generator, device=x.device) * std
             total += post(input_gradient(agent, target, x + noise, actions))
-        return self._explanation(target, total / opts.samples)
+        return self.explanation(target, total / opts.samples)
 
 
 @hookimpl

@@ -14,7 +14,8 @@ import torch
 from interpret_rl import compare
 from interpret_rl.compare import prepare_methods
 from interpret_rl.hookspecs import hookimpl
-from interpret_rl.methods import Method, UnknownMethodError, build_method
+from interpret_rl.methods import Method, build_method
+from interpret_rl.names import UnknownNameError
 from interpret_rl.observations import collect_observations, load_observations, save_observations
 from interpret_rl.plugin_manager import get_plugin_manager
 from interpret_rl.report import check_output_dir, write_report
@@ -38,7 +39,7 @@ class HookLeaker(Method):
 
     def explain(self, agent, target, observations):
         agent.network.get_submodule("trunk.conv1").register_forward_hook(lambda *args: None)
-        return self._explanation(target, torch.zeros_like(observations))
+        return self.explanation(target, torch.zeros_like(observations))
 
 
 class WeightChanger(Method):
@@ -48,7 +49,7 @@ class WeightChanger(Method):
     def explain(self, agent, target, observations):
         with torch.no_grad():
             agent.network.get_submodule("policy").bias += 1.0
-        return self._explanation(target, torch.zeros_like(observations))
+        return self.explanation(target, torch.zeros_like(observations))
 
 
 class InputMutator(Method):
@@ -57,7 +58,7 @@ class InputMutator(Method):
 
     def explain(self, agent, target, observations):
         observations.zero_()
-        return self._explanation(target, torch.zeros_like(observations))
+        return self.explanation(target, torch.zeros_like(observations))
 
 
 class NanExtras(Method):
@@ -69,7 +70,7 @@ class NanExtras(Method):
         seed: int = 0
 
     def explain(self, agent, target, observations):
-        return self._explanation(target, torch.ones_like(observations), note=float("nan"))
+        return self.explanation(target, torch.ones_like(observations), note=float("nan"))
 
 
 class ThrowawayPlugin:
@@ -185,7 +186,7 @@ def test_bad_requests_raise_before_any_work(mlp_agent, monkeypatch):
         raise AssertionError("observations were collected for a request that cannot work")
 
     monkeypatch.setattr(importlib.import_module("interpret_rl.compare"), "collect_with_ground_truth", no_collecting)
-    with pytest.raises(UnknownMethodError, match="did you mean saliency"):
+    with pytest.raises(UnknownNameError, match="did you mean saliency"):
         compare(mlp_agent, ["salency"])
     with pytest.raises(TargetError, match="unknown layer"):
         compare(mlp_agent, ["saliency"], targets=["conv9:1"])

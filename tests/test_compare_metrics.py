@@ -10,7 +10,8 @@ from conftest import make_mlp_agent
 
 from interpret_rl import registry
 from interpret_rl.compare import compare, prepare_metrics
-from interpret_rl.metrics import MetricResult, UnknownMetricError, metric_plugins, registered_metrics
+from interpret_rl.metrics import MetricResult, metric_plugins, registered_metrics
+from interpret_rl.names import UnknownNameError
 from interpret_rl.report import write_report
 
 # The fixture network's logits are tiny, but the chosen action's logit is clearly lower on the
@@ -65,7 +66,7 @@ def test_failed_cells_and_synthesis_methods_get_no_value_but_an_explanation(cnn_
 
 
 def test_metrics_are_checked_before_any_work(cnn_agent):
-    with pytest.raises(UnknownMetricError, match="did you mean deletion"):
+    with pytest.raises(UnknownNameError, match="did you mean deletion"):
         compare(cnn_agent, ["saliency"], metrics=["deletio"])
     with pytest.raises(ValueError, match="steps"):
         prepare_metrics(["deletion"], {"deletion": {"steps": "many"}})

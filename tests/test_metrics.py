@@ -20,10 +20,8 @@ from interpret_rl.blur import gaussian_blur
 from interpret_rl.hookspecs import hookimpl
 from interpret_rl.methods import Explanation, Method, build_method
 from interpret_rl.metrics import (
-    DuplicateMetricError,
     Metric,
     MetricResult,
-    UnknownMetricError,
     build_metric,
     evaluate_metrics,
     explain_holding_actions,
@@ -31,6 +29,7 @@ from interpret_rl.metrics import (
     metric_plugins,
     registered_metrics,
 )
+from interpret_rl.names import DuplicateNameError, UnknownNameError
 from interpret_rl.plugin_manager import STRICT_ENV, PluginLoadWarning
 from interpret_rl.targets import chosen_actions, parse_target
 from interpret_rl_plugins.randomization import cascade, rank_correlation
@@ -73,7 +72,7 @@ class Given(Method):
         self.values = values
 
     def explain(self, agent, target, observations):
-        return self._explanation(target, self.values)
+        return self.explanation(target, self.values)
 
 
 class FrameEdges(Method):
@@ -86,7 +85,7 @@ class FrameEdges(Method):
         x = observations.detach().float()
         edges = torch.zeros_like(x)
         edges[..., 1:] = (x[..., 1:] - x[..., :-1]).abs()
-        return self._explanation(target, edges)
+        return self.explanation(target, edges)
 
 
 def score(metric: str, agent, values: torch.Tensor, observations: torch.Tensor, spec: str = "action:0",
@@ -325,7 +324,7 @@ def test_randomization_fails_a_map_that_survives_the_top_layers_even_if_the_bott
             x = observations.detach().float()
             with torch.no_grad():
                 response = conv1(agent.network.preprocess(x)).abs().sum(1, keepdim=True)
-            return self._explanation(target, torch.nn.functional.interpolate(response, x.shape[2:]).expand_as(x))
+            return self.explanation(target, torch.nn.functional.interpolate(response, x.shape[2:]).expand_as(x))
 
     target, x = parse_target("action", cnn_agent), atari_observations[:2]
     method = BottomOnly()
@@ -355,7 +354,7 @@ def test_randomised_copies_explain_the_action_the_trained_agent_chose(cnn_agent,
 
         def explain(self, agent, target, observations):
             calls.append((agent.network is cnn_agent.network, target.spec, len(observations)))
-            return self._explanation(target, observations.float() * (1 + len(calls)))
+            return self.explanation(target, observations.float() * (1 + len(calls)))
 
     x = atari_observations
     chosen = chosen_actions(cnn_agent, x)
@@ -446,9 +445,11 @@ class Throwaway:
         register(MeanAbs)
 
 
-def test_builtins_are_registered_by_the_metrics_plugin():
+def test_builtins_are_registered_by_their_own_plugins():
     assert BUILTINS <= set(registered_metrics())
-    assert {metric_plugins()[name] for name in BUILTINS} == {"metrics"}
+    assert {name: metric_plugins()[name] for name in BUILTINS} == {
+        "deletion": "metrics", "insertion": "metrics", "runtime": "metrics", "randomization": "randomization",
+        "infidelity": "captum_metrics", "sensitivity": "captum_metrics"}
 
 
 def test_a_plugin_adds_a_metric(registered, mlp_agent):
@@ -476,7 +477,7 @@ def test_duplicate_metric_names_both_plugins_and_keeps_the_first(registered, mon
         assert registered_metrics()["deletion"].__name__ != "FakeDeletion"  # the first one stays
     assert "'metrics'" in str(caught[0].message) and "'clasher'" in str(caught[0].message)
     monkeypatch.setenv(STRICT_ENV, "1")  # plugin authors can make it fatal
-    with pytest.raises(DuplicateMetricError, match="'clasher'"):
+    with pytest.raises(DuplicateNameError, match="'clasher'"):
         registered_metrics()
 
 
@@ -493,7 +494,7 @@ def test_invalid_metric_class_is_refused(registered):
 
 
 def test_unknown_metric_suggests_close_names():
-    with pytest.raises(UnknownMetricError) as error:
+    with pytest.raises(UnknownNameError) as error:
         get_metric("deletoin")
     assert isinstance(error.value, KeyError)
     assert str(error.value).startswith("unknown metric 'deletoin'; did you mean deletion?")
@@ -538,7 +539,7 @@ def test_one_failing_or_contract_breaking_metric_does_not_stop_the_others(regist
     state = cnn_agent.network.state_dict()
     assert all(torch.equal(state[k], v) for k, v in weights.items())
     assert not cnn_agent.network.trunk.conv3._forward_hooks
-    with pytest.raises(UnknownMetricError):  # a typo is the caller's error: nothing runs
+    with pytest.raises(UnknownNameError):  # a typo is the caller's error: nothing runs
         evaluate_metrics(cnn_agent, saliency, target, x, None, ["mean-abs", "nope"])
 
 

@@ -14,15 +14,14 @@ import torch
 from interpret_rl import plugin_manager
 from interpret_rl.hookspecs import hookimpl
 from interpret_rl.methods import (
-    DuplicateMethodError,
     Method,
-    UnknownMethodError,
     build_method,
     get_method,
     method_plugins,
     parse_option_args,
     registered_methods,
 )
+from interpret_rl.names import DuplicateNameError, UnknownNameError
 from interpret_rl.plugin_manager import PluginLoadWarning, get_plugin_manager, reset_plugin_manager
 from interpret_rl.targets import parse_target
 
@@ -49,7 +48,7 @@ class Constant(Method):
         mode: Literal["fast", "exact"] = "fast"
 
     def explain(self, agent, target, observations):
-        return self._explanation(target, torch.full(observations.shape, self.options.value))
+        return self.explanation(target, torch.full(observations.shape, self.options.value))
 
 
 class ThrowawayPlugin:
@@ -93,7 +92,7 @@ def test_duplicate_name_names_both_plugins_and_keeps_the_first(registered, monke
                                                "plugin 'clasher'; keeping 'saliency'"):
         assert method_plugins()["saliency"] == "saliency"
     monkeypatch.setenv(plugin_manager.STRICT_ENV, "1")  # plugin authors can make it fatal
-    with pytest.raises(DuplicateMethodError, match="'clasher'"):
+    with pytest.raises(DuplicateNameError, match="'clasher'"):
         registered_methods()
 
 
@@ -113,11 +112,11 @@ def test_invalid_method_class_is_refused(registered):
 
 
 def test_unknown_name_suggests_close_names():
-    with pytest.raises(UnknownMethodError) as error:
+    with pytest.raises(UnknownNameError) as error:
         get_method("salency")
     assert isinstance(error.value, KeyError)
     assert str(error.value).startswith("unknown method 'salency'; did you mean saliency?")
-    with pytest.raises(UnknownMethodError, match="unknown method 'xyzzy' \\(available: deeplift, edit, gradcam"):
+    with pytest.raises(UnknownNameError, match="unknown method 'xyzzy' \\(available: deeplift, edit, gradcam"):
         get_method("xyzzy")
 
 

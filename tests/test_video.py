@@ -99,7 +99,7 @@ class FailsLater(Method):
         FailsLater.calls += 1
         if FailsLater.calls > 4:
             raise RuntimeError("out of luck\nsecond line")
-        return self._explanation(target, torch.zeros_like(observations))
+        return self.explanation(target, torch.zeros_like(observations))
 
 
 def test_a_failing_method_names_the_step_and_leaves_no_file(tmp_path):

@@ -8,7 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from interpret_rl.cli import cli
-from interpret_rl.methods import UnknownMethodError, build_method, parse_option_args
+from interpret_rl.methods import build_method, parse_option_args
+from interpret_rl.names import UnknownNameError
 from interpret_rl.targets import Target, TargetError, parse_target
 
 AGENTS = {"cnn": make_cnn_agent(), "mlp": make_mlp_agent()}
@@ -48,7 +49,7 @@ def test_option_parser_returns_a_dict_or_raises_value_error(args):
 def test_building_a_method_from_strings_gives_a_method_or_a_clear_error(name, key, value):
     try:
         build_method(name, {key: value})
-    except (ValueError, UnknownMethodError) as err:
+    except (ValueError, UnknownNameError) as err:
         assert str(err) and "\n" not in str(err)
 
 

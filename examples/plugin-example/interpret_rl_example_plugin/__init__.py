@@ -40,7 +40,7 @@ class InputXGradient(Method):
             scores = target_scores(agent, target, x, actions=actions)
             (gradient,) = torch.autograd.grad(scores.sum(), x)  # rows are independent: sum keeps each gradient
         product = gradient * x.detach()
-        return self._explanation(target, product.abs() if self.options.absolute else product)
+        return self.explanation(target, product.abs() if self.options.absolute else product)
 
 
 @hookimpl
