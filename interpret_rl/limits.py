@@ -18,6 +18,12 @@ DEFAULT_MAX_READ_BYTES = 1 << 30
 MAX_READ_ENV = "INTERPRET_RL_MAX_READ_BYTES"
 
 
+# Observations one request may explain (compare --frames, --observations): every method runs on each
+# one, so 200,000 rows of CartPole (3 MB, well inside the byte budget) meant hours of work nobody asked for.
+DEFAULT_MAX_OBSERVATIONS = 10_000
+MAX_OBSERVATIONS_ENV = "INTERPRET_RL_MAX_OBSERVATIONS"
+
+
 class TooLargeError(ValueError):
     """A file, or what it declares, is above the read budget; the message says how to raise it."""
 
@@ -28,6 +34,22 @@ def max_read_bytes() -> int:
         return int(text) if text else DEFAULT_MAX_READ_BYTES
     except ValueError:
         raise TooLargeError(f"{MAX_READ_ENV}={text!r}: give a number of bytes") from None
+
+
+def max_observations() -> int:
+    text = os.environ.get(MAX_OBSERVATIONS_ENV, "")
+    try:
+        return int(text) if text else DEFAULT_MAX_OBSERVATIONS
+    except ValueError:
+        raise TooLargeError(f"{MAX_OBSERVATIONS_ENV}={text!r}: give a number of observations") from None
+
+
+def check_observation_count(count: int, what: str) -> None:
+    """Refuse ``count`` observations above ``max_observations()``; ``what`` names their source."""
+    limit = max_observations()
+    if count > limit:
+        raise TooLargeError(f"{what}: {count:,} observations, more than the limit of {limit:,} "
+                            f"(set {MAX_OBSERVATIONS_ENV} to allow more)")
 
 
 def _too_large(path, what: str, size: int, budget: int) -> TooLargeError:

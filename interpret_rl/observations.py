@@ -26,7 +26,7 @@ import torch
 
 from interpret_rl.atomic import atomic_write_bytes
 from interpret_rl.envs import is_atari, make_vector_env
-from interpret_rl.limits import check_npz
+from interpret_rl.limits import check_npz, check_observation_count
 
 NPZ_KEY = "observations"
 SAMPLES = {
@@ -101,11 +101,14 @@ def save_observations(path: str | os.PathLike, observations: torch.Tensor, groun
     return Path(path)
 
 
-def load_observations(path: str | os.PathLike, expected_shape: tuple[int, ...] | None = None) -> torch.Tensor:
+def load_observations(path: str | os.PathLike, expected_shape: tuple[int, ...] | None = None,
+                      count_limited: bool = True) -> torch.Tensor:
     """Read observations written by ``save_observations`` (never unpickles).
 
     :param expected_shape: the agent's ``observation_shape``; when given, a file whose observations
         have another shape is refused with a ``ValueError`` naming both.
+    :param count_limited: refuse more observations than ``limits.max_observations()`` (a file given
+        to be explained); False for our own caches, whose size their option bounds.
     :returns: ``(N, *obs_shape)`` float32.
     """
     path = Path(path)
@@ -116,6 +119,8 @@ def load_observations(path: str | os.PathLike, expected_shape: tuple[int, ...] |
                 raise ValueError(f"{path}: a .npy array, not a .npz file with the key {NPZ_KEY!r}")
             if NPZ_KEY not in data.files:
                 raise ValueError(f"{path}: no array {NPZ_KEY!r} in the file (found: {', '.join(data.files) or 'none'})")
+            if count_limited:  # the count from the .npy header, before the array is read
+                check_observation_count(_rows(data.zip, f"{NPZ_KEY}.npy"), str(path))
             array = data[NPZ_KEY]
     except (OSError, EOFError, zipfile.BadZipFile) as err:
         raise ValueError(f"{path}: cannot read observations ({err})") from None
@@ -129,6 +134,15 @@ def load_observations(path: str | os.PathLike, expected_shape: tuple[int, ...] |
     if expected_shape is None:
         return torch.from_numpy(array.astype(np.float32))
     return check_observations(array.astype(np.float32), tuple(expected_shape), where=str(path))
+
+
+def _rows(archive, member: str) -> int:
+    """The first dimension the ``.npy`` header of ``member`` declares (0 for a scalar)."""
+    with archive.open(member) as f:
+        version = np.lib.format.read_magic(f)
+        shape = (np.lib.format.read_array_header_1_0(f) if version == (1, 0)
+                 else np.lib.format.read_array_header_2_0(f))[0]
+    return int(shape[0]) if shape else 0
 
 
 def load_ground_truth(path: str | os.PathLike, count: int):

@@ -78,6 +78,13 @@ def check_env_id(param, value):
         _fail(param, value, "give an environment id such as CartPole-v1 or ALE/Breakout-v5")
 
 
+def check_observation_limit(param, value):
+    from interpret_rl.limits import MAX_OBSERVATIONS_ENV, max_observations
+
+    if value > max_observations():
+        _fail(param, value, f"at most {max_observations():,} observations (set {MAX_OBSERVATIONS_ENV} to allow more)")
+
+
 # parameter name -> check (run on a value that is not None)
 CHECKS = {
     "seed": check_seed,
@@ -87,6 +94,8 @@ CHECKS = {
     "eval_episodes": check_not_negative,
     "name": check_model_name,
     "env_id": check_env_id,
+    "frames": check_observation_limit,  # compare: observations to explain
+    "states": check_observation_limit,  # atlas: states to collect
 }
 
 

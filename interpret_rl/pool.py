@@ -81,7 +81,7 @@ def real_state_pool(agent, size: int = 1000, seed: int = 0, epsilon: float = 0.0
     path = pool_path(agent, size, seed, epsilon)
     for cached in _cached_copies(agent, path.name):
         try:
-            return load_observations(cached, agent.observation_shape)
+            return load_observations(cached, agent.observation_shape, count_limited=False)  # its size is bounded
         except ValueError:
             pass  # a damaged cache is collected again and replaced
     player = _Exploring(agent, epsilon, seed) if epsilon > 0 else agent

@@ -120,3 +120,28 @@ def test_compare_refuses_a_bomb_in_one_line(run, tmp_path):
     assert result.exit_code == 2, result.output
     assert "more than the limit" in result.output and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_more_observations_than_the_bound_are_refused_from_the_header_and_the_bound_can_be_raised(
+        run, tmp_path, monkeypatch):
+    from interpret_rl.limits import DEFAULT_MAX_OBSERVATIONS, MAX_OBSERVATIONS_ENV
+
+    rows = tmp_path / "rows.npz"
+    save_observations(rows, np.zeros((DEFAULT_MAX_OBSERVATIONS + 1, 4), dtype=np.float32))  # 160 KB
+    result = run("compare", "--model", "cartpole-a2c", "--observations", str(rows), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert f"{DEFAULT_MAX_OBSERVATIONS + 1:,} observations, more than the limit of " in result.output
+    assert MAX_OBSERVATIONS_ENV in result.output and not (tmp_path / "out").exists()
+    monkeypatch.setenv(MAX_OBSERVATIONS_ENV, str(DEFAULT_MAX_OBSERVATIONS + 1))
+    assert load_observations(rows, (4,)).shape == (DEFAULT_MAX_OBSERVATIONS + 1, 4)
+
+
+def test_our_own_caches_are_not_held_to_the_bound(tmp_path, monkeypatch):
+    from interpret_rl.limits import MAX_OBSERVATIONS_ENV
+
+    rows = tmp_path / "pool.npz"
+    save_observations(rows, np.zeros((5, 4), dtype=np.float32))
+    monkeypatch.setenv(MAX_OBSERVATIONS_ENV, "4")
+    with pytest.raises(ValueError, match="5 observations, more than the limit of 4"):
+        load_observations(rows)
+    assert load_observations(rows, count_limited=False).shape == (5, 4)

@@ -17,6 +17,8 @@ BAD_VALUES = {
     "eval_episodes": ["-1"],
     "name": ["", "abc\n", "../escape", "x" * 65],
     "env_id": ["", "CartPole-v1\n", " CartPole-v1"],
+    "frames": [str(10**9)],
+    "states": [str(10**9)],
 }
 
 
