@@ -28,20 +28,20 @@ class TooLargeError(ValueError):
     """A file, or what it declares, is above the read budget; the message says how to raise it."""
 
 
-def max_read_bytes() -> int:
-    text = os.environ.get(MAX_READ_ENV, "")
+def _limit_from_env(variable: str, default: int, unit: str) -> int:
+    text = os.environ.get(variable, "")
     try:
-        return int(text) if text else DEFAULT_MAX_READ_BYTES
+        return int(text) if text else default
     except ValueError:
-        raise TooLargeError(f"{MAX_READ_ENV}={text!r}: give a number of bytes") from None
+        raise TooLargeError(f"{variable}={text!r}: give a number of {unit}") from None
+
+
+def max_read_bytes() -> int:
+    return _limit_from_env(MAX_READ_ENV, DEFAULT_MAX_READ_BYTES, "bytes")
 
 
 def max_observations() -> int:
-    text = os.environ.get(MAX_OBSERVATIONS_ENV, "")
-    try:
-        return int(text) if text else DEFAULT_MAX_OBSERVATIONS
-    except ValueError:
-        raise TooLargeError(f"{MAX_OBSERVATIONS_ENV}={text!r}: give a number of observations") from None
+    return _limit_from_env(MAX_OBSERVATIONS_ENV, DEFAULT_MAX_OBSERVATIONS, "observations")
 
 
 def check_observation_count(count: int, what: str) -> None:
