@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -10,6 +11,27 @@ from interpret_rl.agent import Agent
 from interpret_rl.networks import MLPActorCritic, NatureCNNActorCritic
 
 torch.set_num_threads(1)  # tests are small; one thread keeps them deterministic and out of each other's way
+
+
+class ConstantRewardEnv(gym.Env):
+    """Reward 1 every step, the same observation every step: only a time limit ends it.
+
+    With correct truncation handling V -> 1 / (1 - gamma); treating the time limit as a terminal
+    would teach V ~ the mean of (1 - gamma^k) / (1 - gamma) over the steps left, far lower.
+    """
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(2, np.float32), 1.0, False, False, {}
+
+
+gym.register("ConstantReward-v0", entry_point=ConstantRewardEnv, max_episode_steps=5)
 
 
 def make_cnn_agent(seed: int = 0) -> Agent:

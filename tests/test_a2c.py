@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -35,25 +34,7 @@ def test_last_step_is_not_bootstrapped_when_it_ended_an_episode():
 
 # --- item 1: truncation bootstraps ---------------------------------------------------------------
 
-class ConstantRewardEnv(gym.Env):
-    """Reward 1 every step, the same observation every step: only a time limit ends it.
-
-    With correct truncation handling V -> 1 / (1 - gamma); treating the time limit as a terminal
-    would teach V ~ the mean of (1 - gamma^k) / (1 - gamma) over the steps left, far lower.
-    """
-
-    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
-    action_space = gym.spaces.Discrete(2)
-
-    def reset(self, seed=None, options=None):
-        super().reset(seed=seed)
-        return np.zeros(2, np.float32), {}
-
-    def step(self, action):
-        return np.zeros(2, np.float32), 1.0, False, False, {}
-
-
-gym.register("ConstantReward-v0", entry_point=ConstantRewardEnv, max_episode_steps=5)
+# ConstantReward-v0 (reward 1 a step, cut at 5 steps) is registered in conftest.py.
 
 
 def test_time_limit_truncation_is_bootstrapped_from_the_final_observation():
@@ -161,7 +142,7 @@ def test_presets_pin_their_reference_settings():
         config_from_preset("nope")
     with pytest.raises(ValueError, match="total_steps"):
         config_from_preset("cartpole", total_steps=-5)
-    assert set(PRESETS) == {"cartpole", "breakout", "paper"}
+    assert set(PRESETS) == {"cartpole", "breakout", "paper", "minatar"}
 
 
 # --- item 16 + determinism, and learning ------------------------------------------------------

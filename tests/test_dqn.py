@@ -7,7 +7,7 @@ import json
 import torch
 
 from interpret_rl import rollout
-from interpret_rl.dqn import DQN, DQNConfig, ReplayBuffer, double_q_targets
+from interpret_rl.dqn import DQN, DQNConfig, ReplayBuffer, double_q_targets, replay_transitions
 from interpret_rl.networks import MLPQNetwork
 
 
@@ -81,3 +81,27 @@ def test_cli_trains_dqn_with_a_plain_q_network(run, isolated_home):
     meta = json.loads((isolated_home / "models" / "cartpole-dqn" / "meta.json").read_text())
     assert meta["algo"] == "dqn" and meta["architecture"] == "mlp-q"
     assert meta["architecture_args"]["layer_norm"] is False and meta["steps_trained"] == 512
+
+
+def test_a_time_limit_enters_the_buffer_as_its_final_observation_without_the_rollouts_bootstrap():
+    batch = _batch()
+    batch.dones[1, 1] = 1.0  # env 1's episode was cut by a time limit on step 1
+    batch.rewards[1, 1] = 1.0 + 0.5 * 40.0  # ... and the rollout added gamma * maxQ(final obs) = 0.5 * 40
+    final_obs = torch.tensor([[-7.0]])
+    batch.truncations = [(1, torch.tensor([1]), final_obs, torch.tensor([1.0]))]
+    next_obs, rewards, dones = replay_transitions(batch)
+    assert next_obs[1, 1].item() == -7.0 and rewards[1, 1].item() == 1.0 and dones[1, 1].item() == 0.0
+    assert next_obs[1, 0].item() == batch.obs[2, 0].item()  # the other env is untouched
+    assert next_obs[2, 1].item() == batch.next_obs[1].item()
+
+
+
+def test_training_on_an_env_that_only_time_limits_end_stores_no_terminal_and_no_bootstrap():
+    """ConstantReward-v0 (conftest) pays 1 a step and only its 5-step time limit ends episodes:
+    every stored transition must say reward 1, done 0 (the target network bootstraps it later)."""
+    config = DQNConfig(env_id="ConstantReward-v0", total_steps=96, num_envs=2, n_steps=8, learning_starts=10_000,
+                       seed=0, log_every_steps=10**9, architecture_args={"hidden": [8], "layer_norm": False})
+    dqn = DQN(config)
+    rollout.run(config, dqn)
+    assert dqn.buffer.size == 96
+    assert torch.equal(dqn.buffer.rewards[:96], torch.ones(96)) and not dqn.buffer.dones[:96].any()
