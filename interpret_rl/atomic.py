@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import hashlib
 import os
 import stat
@@ -30,10 +31,33 @@ def fsync_dir(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
+# A temporary file carries its writer's pid (``.<name>.<pid>.<random><suffix>``), so the next writer
+# of the same file removes what a killed one (SIGKILL, power loss) left, and never a live one's.
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def remove_orphans(folder: str | os.PathLike, name: str, suffix: str) -> None:
+    """Remove ``folder/.<name>.<pid>.*<suffix>`` temporary files whose writer process is gone."""
+    prefix = f".{name}."
+    for entry in Path(folder).glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
+        pid = entry.name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and not process_alive(int(pid)) and entry.is_file():
+            _remove(entry)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_orphans(path.parent, path.name, ".tmp")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as f:
@@ -220,7 +244,9 @@ def atomic_output(path: str | os.PathLike):
     temporary path with the same suffix in the same folder; on success it is fsynced and renamed
     over ``path``, on any error removed, so ``path`` is never left half-written."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}", dir=path.parent)
+    remove_orphans(path.parent, path.stem, f".partial{path.suffix}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}.", suffix=f".partial{path.suffix}",
+                               dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)

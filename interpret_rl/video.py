@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from interpret_rl.atomic import remove_orphans
 from interpret_rl.compare import prepare_methods
 from interpret_rl.envs import make_vector_env
 from interpret_rl.evaluate import observation_frame
@@ -190,7 +191,7 @@ def video_writer(path: Path, fps: int) -> Iterator[Any]:
     """An imageio writer into a temporary file beside ``path``, renamed to ``path`` on success."""
     import imageio.v2 as imageio
 
-    remove_stale_partials(path)
+    remove_orphans(path.parent, path.stem, f".partial{path.suffix}")  # left by killed runs
     partial = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
     if path.suffix.lower() == ".gif":
         writer = imageio.get_writer(partial, mode="I", duration=1000 / fps, loop=0)
@@ -208,26 +209,6 @@ def video_writer(path: Path, fps: int) -> Iterator[Any]:
         finally:
             partial.unlink(missing_ok=True)
         raise
-
-
-def remove_stale_partials(path: Path) -> None:
-    """Remove the partial videos a killed run left beside ``path`` (``.<stem>.<pid>.partial<suffix>``
-    whose process is gone); a running writer's file is left alone."""
-    prefix = f".{path.stem}."
-    for entry in path.parent.glob(f".*.partial{path.suffix}"):
-        pid = entry.name[len(prefix):].split(".", 1)[0] if entry.name.startswith(prefix) else ""
-        if pid.isdigit() and not _process_alive(int(pid)):
-            entry.unlink(missing_ok=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, someone else's
-        return True
-    return True
 
 
 def _explain(agent, method: Method, target: Target, obs: torch.Tensor, seed: int, step: int) -> np.ndarray:
