@@ -344,6 +344,7 @@ def optimize(request: TuneRequest, echo: Callable[[str], None]):
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
+    from interpret_rl import tune_space
     from interpret_rl.rollout import InvalidConfigError, NonFiniteLossError
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -351,6 +352,11 @@ def optimize(request: TuneRequest, echo: Callable[[str], None]):
     study.set_user_attr("env_id", request.env_id)
     study.set_user_attr("algo", request.algo)
     study.set_user_attr("budget", request.budget)
+    if not study.trials:  # trial 0 is the algorithm's preset, moved into the space where it lies outside
+        base = base_config(request)
+        default_hidden = [256, 256] if request.algo in ("pqn", "dqn") else [64, 64]  # the MLPs' defaults
+        study.enqueue_trial(tune_space.from_config(request.space, base, default_hidden),
+                            user_attrs={"preset": request.preset}, skip_if_exists=True)
     remaining = request.trials - len(finished_trials(study))
     if remaining <= 0:
         echo(f"study {request.study} already has {request.trials} finished trials; writing its results")

@@ -236,6 +236,34 @@ def to_config_overrides(params: dict[str, Any], base_config) -> dict[str, Any]:
     return overrides
 
 
+def from_config(space: dict[str, Any], config, default_hidden: list[int]) -> dict[str, Any]:
+    """The searched parameters that reproduce ``config`` (a preset), for Optuna's ``enqueue_trial``:
+    the first trial of a study is the preset, so the search starts from what is known to work.
+    A float or int outside its range is moved to the nearest end; a value that is not among the
+    choices is left for the sampler to pick."""
+    arch = config.architecture_args
+    known = {"one_minus_gamma": 1.0 - config.gamma, "activation": arch.get("activation", "tanh"),
+             "net_arch": next((k for k, v in NET_ARCHS.items() if v == list(arch.get("hidden", default_hidden))), None)}
+    if hasattr(config, "gae_lambda"):
+        known["one_minus_gae_lambda"] = 1.0 - config.gae_lambda
+    if hasattr(config, "num_minibatches"):
+        known["minibatch_size"] = config.num_envs * config.n_steps // config.num_minibatches
+    if hasattr(config, "gradient_steps"):
+        known["subsample_steps"] = max(config.n_steps // config.gradient_steps, 1)
+    params = {}
+    for name, spec in space.items():
+        value = known[name] if name in known else getattr(config, name, None)
+        if not isinstance(spec, dict) or value is None:
+            continue
+        if "choices" in spec:
+            if value in spec["choices"]:
+                params[name] = value
+            continue
+        low, high = spec["float" if "float" in spec else "int"]
+        params[name] = min(max(value, low), high)
+    return params
+
+
 def describe(spec: Any) -> str:
     """One table cell for a spec."""
     if not isinstance(spec, dict):

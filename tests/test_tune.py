@@ -54,6 +54,26 @@ def test_derived_parameters_become_config_fields():
     assert a2c.config_from_preset("cartpole").architecture_args == {"shared_trunk": False}  # preset untouched
 
 
+def test_the_first_trial_is_the_preset():
+    """An enqueued ``from_config`` trial samples back to the preset's own settings (ent_coef 0 lies
+    outside the log range and becomes its low end, 1e-8)."""
+    from dataclasses import asdict
+
+    from interpret_rl import a2c
+
+    preset = a2c.config_from_preset("cartpole")
+    space = tune_space.build_space("a2c")
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial(tune_space.from_config(space, preset, default_hidden=[64, 64]))
+    values = tune_space.sample(study.ask(), space)
+    rebuilt = {**asdict(preset), **tune_space.to_config_overrides(values, preset)}
+    for name in ("n_steps", "lr", "max_grad_norm", "optimizer", "normalize_advantage"):
+        assert rebuilt[name] == asdict(preset)[name], name
+    # The MLP's own defaults, now spelled out: the same network.
+    assert rebuilt["architecture_args"] == {**preset.architecture_args, "hidden": [64, 64], "activation": "tanh"}
+    assert rebuilt["gamma"] == pytest.approx(preset.gamma) and rebuilt["ent_coef"] == 1e-8
+
+
 @pytest.mark.parametrize("overrides, says", [
     ({"ent_coeff": {"float": [1e-4, 1e-3]}}, "did you mean ent_coef"),
     ({"one_minus_gae_lambda": {"float": [1e-4, 1e-3]}}, "unknown a2c search parameter"),
