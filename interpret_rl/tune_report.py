@@ -52,7 +52,7 @@ def _optuna_plots(study) -> list[tuple[str, str | None, str]]:
             first = axes.flat[0] if hasattr(axes, "flat") else axes
             figure = first.get_figure()
             if hasattr(axes, "flat"):
-                figure.set_size_inches(min(4 * len(axes.flat), 18), 3.6)
+                figure.set_size_inches(min(2.8 * len(axes.flat), 30), 3.6)  # one panel per parameter
             drawn.append((title, _png(figure), note))
         except Exception as err:  # noqa: BLE001 - e.g. importances need two complete trials
             drawn.append((title, None, f"not drawn: {str(err).splitlines()[0] if str(err) else type(err).__name__}"))
