@@ -153,6 +153,8 @@ def attach(command: click.Command) -> click.Command:
         if by_name is not None or by_type is not None:
             param.callback = _checked(_all_of(by_type, by_name), param.callback)
     command._interpret_rl_checked = True
+    for sub in getattr(command, "commands", {}).values():  # a group's commands (prior train, prior show)
+        attach(sub)
     return command
 
 
