@@ -1,10 +1,11 @@
-"""Pendulum-v1 with a continuous (Gaussian) policy: training return, evaluation return and wall time per seed.
+"""Pendulum-v1 with a continuous (Gaussian) policy: steps to a mean return of -300, evaluation return, wall time.
 
-Trains with the ``pendulum`` preset of ``--algo`` for ``--steps`` env steps per seed, then plays
-20 evaluation episodes with the stochastic policy and 20 with its mean (deterministic). Prints one
-line per seed and the median; the done-when of issue 14 is a mean return above -300.
+Trains with the ``pendulum`` preset of ``--algo`` for up to ``--steps`` env steps per seed; with
+``--stop`` training ends once the mean return of the last 100 training episodes reaches -300 (the
+done-when of issue 14). Then it plays 20 evaluation episodes with the stochastic policy and 20 with
+its mean (deterministic). Prints one line per seed and the medians.
 
-    python benchmarks/pendulum.py --seeds 0 1 2 3 4 [--algo ppo] [--steps 200000]
+    python benchmarks/pendulum.py --seeds 0 1 2 3 4 [--algo ppo] [--steps 200000] [--stop]
 """
 
 from __future__ import annotations
@@ -13,19 +14,23 @@ import argparse
 import statistics
 import time
 
+THRESHOLD = -300.0
 
-def run(seed: int, algo: str, steps: int) -> dict:
+
+def run(seed: int, algo: str, steps: int, stop: bool) -> dict:
     from interpret_rl.evaluate import evaluate
     from interpret_rl.rollout import algorithm_module
 
     algorithm = algorithm_module(algo)
-    config = algorithm.config_from_preset("pendulum", seed=seed, total_steps=steps)
+    config = algorithm.config_from_preset("pendulum", seed=seed, total_steps=steps,
+                                          target_return=THRESHOLD if stop else None)
     start = time.perf_counter()
     result = algorithm.train(config)
     seconds = time.perf_counter() - start
     stochastic = evaluate(result.agent, episodes=20, seed=seed + 10_000)
     greedy = evaluate(result.agent, episodes=20, seed=seed + 10_000, deterministic=True)
-    return {"seed": seed, "steps": result.steps, "seconds": seconds, "train_mean": result.mean_return,
+    return {"seed": seed, "steps": result.steps, "reached": result.reached_target_at, "seconds": seconds,
+            "train_mean": result.mean_return,
             "eval_stochastic": stochastic.mean, "eval_mean_action": greedy.mean}
 
 
@@ -34,6 +39,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--algo", choices=["a2c", "ppo"], default="ppo")
     parser.add_argument("--steps", type=int, default=None, help="default: the preset's total_steps")
+    parser.add_argument("--stop", action="store_true", help=f"stop once the training mean reaches {THRESHOLD:g}")
     args = parser.parse_args()
     import torch
 
@@ -43,9 +49,11 @@ def main() -> None:
     steps = args.steps or algorithm_module(args.algo).PRESETS["pendulum"]["total_steps"]
     rows = []
     for seed in args.seeds:
-        row = run(seed, args.algo, steps)
+        row = run(seed, args.algo, steps, args.stop)
         rows.append(row)
-        print(f"{args.algo} seed {seed}: {row['steps']:,} steps in {row['seconds']:.0f} s; mean return of the "
+        reached = "not reached" if row["reached"] is None else f"reached at {row['reached']:,} steps"
+        print(f"{args.algo} seed {seed}: {THRESHOLD:g} {reached}; {row['steps']:,} steps in {row['seconds']:.0f} s; "
+              f"mean return of the "
               f"last 100 training episodes {row['train_mean']:.0f}; evaluation (20 episodes) "
               f"{row['eval_stochastic']:.0f} sampled, {row['eval_mean_action']:.0f} with the mean action", flush=True)
     for key in ("train_mean", "eval_stochastic", "eval_mean_action", "seconds"):

@@ -57,7 +57,9 @@ class ObservationNormalizer(nn.Module):
     normalisation the agent was trained with; gradients flow through it back to the raw input.
 
     Training updates the statistics once per rollout, after the update (``rollout.run``), so the
-    actions of a rollout and the update on it use the same statistics.
+    actions of a rollout and the update on it use the same statistics. Under torchrun each rank
+    updates them from its own rollouts (gradients are averaged, these statistics are not); rank 0
+    saves its own.
     """
 
     CLIP = 10.0

@@ -157,8 +157,13 @@ def test_action_targets_of_a_continuous_agent_are_the_means():
     assert one.describe_action(one.network(obs)[0][0], np.array([2.5]))[0] == "TORQUE=+2.5"
 
 
-@pytest.mark.parametrize("method", ["saliency", "integrated-gradients", "occlusion", "deeplift", "gradient-shap",
-                                    "perturbation", "edit", "optim"])
+def _method_names() -> list[str]:
+    from interpret_rl.methods import registered_methods
+
+    return sorted(registered_methods())
+
+
+@pytest.mark.parametrize("method", _method_names())
 def test_every_method_explains_a_continuous_action_or_says_why_not(method):
     from interpret_rl.methods import NotApplicableError, build_method
 
