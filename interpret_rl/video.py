@@ -287,7 +287,7 @@ def explanation_video(agent, methods: Sequence[str | Method], steps: int, out_pa
                 action = agent.act(obs, generator=generator)
                 taken, strength = agent.describe_action(logits[0], action[0])
                 header = (f"{agent.name or 'agent'} · {agent.env_id} · step {step + 1}/{steps} · "
-                          f"takes {agent.action_meanings[int(action[0])]} ({strength}) · "
+                          f"takes {taken} ({strength}) · "
                           f"value {float(value[0]):.3g}")
                 frame = compose_frame(panels, header, _label(agent, actor, logits), critic.label)
                 shape = frame.shape
