@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 
 import click
@@ -47,8 +48,10 @@ def _positive_seconds(ctx, param, value):
               help="Trials run at once in this process (threads; run more processes for more cores).")
 @click.option("--timeout", type=float, default=None, callback=_positive_seconds,
               help="Stop starting trials after this many seconds.")
-@click.option("--sampler", default="tpe", show_default=True, callback=_one_of("tpe", "random"))
-@click.option("--pruner", default="median", show_default=True, callback=_one_of("median", "halving", "none"))
+@click.option("--sampler", default="tpe", show_default=True, callback=_one_of("tpe", "random"),
+              help="tpe (multivariate, after 5 random trials) or random.")
+@click.option("--pruner", default="median", show_default=True, callback=_one_of("median", "halving", "none"),
+              help="Stop trials whose learning curve lags: median, halving (successive halving) or none.")
 @click.option("--space", "space_file", default=None, metavar="FILE",
               help="JSON or TOML file that changes the search space (see docs/tune.md).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampler and of every trial's run.")
@@ -62,6 +65,9 @@ def tune(env_id, algo, trials, budget, study, storage, n_jobs, timeout, sampler,
     from interpret_rl.envs import check_env_id, is_atari
     from interpret_rl.rollout import algorithm_module
 
+    if importlib.util.find_spec("optuna") is None:
+        raise UserError('tune needs Optuna, which is not installed: pip install "interpret-rl[tune]" '
+                        '(or pip install "optuna>=5,<6")')
     check_env_id(env_id)
     study = study or f"{env_id.removeprefix('ALE/').split('-')[0].lower()}-{algo}"
     registry.check_name(study)

@@ -177,6 +177,15 @@ def test_bad_input_is_one_line_and_exit_2(run, tmp_path, monkeypatch, args, says
     assert len(lines) == 1 and says in lines[0] and "Traceback" not in result.output
 
 
+def test_without_optuna_tune_says_what_to_install(run, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "optuna" else real(name, *a))
+    result = run("tune", "--env", "CartPole-v1", "--trials", "1", "--budget", "100")
+    assert result.exit_code == 2 and "interpret-rl[tune]" in result.output
+
+
 def test_a_bad_space_file_is_one_line(run, tmp_path):
     bad = tmp_path / "space.json"
     bad.write_text('{"lr": {"float": [1, 0.1]}}')
