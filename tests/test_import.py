@@ -350,3 +350,11 @@ def test_imported_agent_works_with_evaluate(tmp_path):
     result = CliRunner().invoke(cli, ["evaluate", "sb3-ppo", "--episodes", "2"])
     assert result.exit_code == 0, result.output
     assert "sb3-ppo: CartPole-v1, 2 episodes" in result.output
+
+
+def test_import_into_a_model_another_process_is_writing_is_refused(tmp_path):
+    (tmp_path / "a.zip").write_bytes(tiny_sb3_zip(tmp_path))
+    with registry.writer_lock(registry.user_models_dir() / "busy"):  # as a training run holds it
+        result = run(str(tmp_path / "a.zip"), "--name", "busy")
+    assert result.exit_code == 2 and "another interpret-rl process" in result.output
+    assert not (registry.user_models_dir() / "busy" / registry.META).exists()
