@@ -1,3 +1,3 @@
-from interpret_rl.cli import main
+from interpret_rl.console import main
 
 main()
