@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from interpret_rl.architectures import ARCHITECTURES
+from interpret_rl.architectures import ARCHITECTURES, build_network
 
 Q_LEARNERS = ("pqn", "dqn", "qrdqn")
 """Algorithms whose network outputs Q-values: their agent acts greedily (``Agent.act``)."""
@@ -18,12 +18,6 @@ Q_LEARNERS = ("pqn", "dqn", "qrdqn")
 def architectures() -> dict[str, type[nn.Module]]:
     """Every registered network class by name: the built-in ones and those of plugins."""
     return ARCHITECTURES.all()
-
-
-def build_network(name: str, args: dict[str, Any]) -> nn.Module:
-    """The network ``name`` built from ``args`` (meta.json's ``architecture_args``); an unknown
-    name raises ``UnknownNameError`` with close names."""
-    return ARCHITECTURES.get(name)(**args)
 
 
 def space_to_dict(space) -> dict[str, Any]:

@@ -9,6 +9,9 @@ load. Every network class follows one constructor contract: see docs/methods-api
 
 from __future__ import annotations
 
+import inspect
+from typing import Any
+
 from interpret_rl.hookspecs import hookimpl
 from interpret_rl.names import Registry
 
@@ -20,6 +23,21 @@ def _check_network_class(network_class, plugin: str) -> None:
 
 
 ARCHITECTURES = Registry("architecture", "register_architectures", _check_network_class, keyed=True)
+
+
+class ArchitectureArgsError(ValueError):
+    """Arguments a network's constructor does not take (``train --architecture-arg``)."""
+
+
+def build_network(name: str, args: dict[str, Any]):
+    """The network ``name`` built from ``args`` (meta.json's ``architecture_args``). An unknown
+    name raises ``UnknownNameError``; arguments its constructor does not take, ``ArchitectureArgsError``."""
+    network_class = ARCHITECTURES.get(name)
+    try:
+        inspect.signature(network_class).bind(**args)
+    except TypeError as err:
+        raise ArchitectureArgsError(f"architecture {name!r} cannot take the arguments {sorted(args)}: {err}") from None
+    return network_class(**args)
 
 
 @hookimpl

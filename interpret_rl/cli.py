@@ -26,6 +26,7 @@ USER_ERRORS = {
     "interpret_rl.rollout": ("InvalidConfigError",),
     "interpret_rl.envs": ("UnknownEnvError", "UnsupportedSpaceError", "MissingDependencyError"),
     "interpret_rl.targets": ("TargetError",),
+    "interpret_rl.architectures": ("ArchitectureArgsError",),
 }
 
 
@@ -146,6 +147,9 @@ def _positive(ctx, param, value):
 @click.option("--lr", type=float, default=None, callback=_positive, help="Learning rate.")
 @click.option("--architecture", default=None,
               help="Network: mlp, nature-cnn or one a plugin registers (default: by observation shape).")
+@click.option("--architecture-arg", "architecture_args", multiple=True, metavar="KEY=VALUE",
+              help="An argument of the network's constructor, e.g. hidden=[128,128] (JSON where it parses, "
+                   "else text; repeatable; added to the preset's). See docs/methods-api.md, Architectures.")
 @click.option("--target-return", type=float, default=None, help="Stop once the 100-episode mean reaches this.")
 @click.option("--torch-threads", type=int, default=None, callback=_positive,
               help="Torch threads (default: all cores for images, 1 for vectors; 1 each when runs share cores).")
@@ -158,8 +162,8 @@ def _positive(ctx, param, value):
               help="Continue training your model NAME from its last checkpoint (--steps: new total).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(algo, env_id, preset, preset_file, steps, name, seed, device, num_envs, n_steps, lr, architecture,
-          target_return, torch_threads, tensorboard, keep_checkpoints, checkpoint_every, eval_episodes, force, resume,
-          quiet):
+          architecture_args, target_return, torch_threads, tensorboard, keep_checkpoints, checkpoint_every,
+          eval_episodes, force, resume, quiet):
     """Train an agent (A2C, PPO, PQN or DQN) and save it in the registry."""
     from interpret_rl import rollout
     from interpret_rl.agent import Q_LEARNERS
@@ -194,6 +198,8 @@ def train(algo, env_id, preset, preset_file, steps, name, seed, device, num_envs
     config = rollout.config_from_preset(algorithm.CONFIG, presets, preset, env_id=env_id, total_steps=steps,
                                         seed=seed, device=device, num_envs=num_envs, n_steps=n_steps, lr=lr,
                                         target_return=target_return, architecture=architecture,
+                                        architecture_args=_architecture_args(architecture_args, architecture,
+                                                                             presets[preset]),
                                         torch_threads=torch_threads, keep_checkpoints=keep_checkpoints or None,
                                         checkpoint_every_steps=checkpoint_every)
     click.echo(f"training {name}: {algo}, {env_id}, preset {preset}, {config.total_steps:,} steps, seed {seed}",
@@ -202,6 +208,25 @@ def train(algo, env_id, preset, preset_file, steps, name, seed, device, num_envs
         result = algorithm.train(config, out_dir=out_dir, progress=not quiet, tensorboard=tensorboard)
     if main_rank:
         _finish_training(result, name, out_dir, eval_episodes, seed)
+
+
+def _architecture_args(given: tuple[str, ...], architecture: str | None, preset: dict) -> dict | None:
+    """``--architecture-arg KEY=VALUE`` (values JSON where they parse) over the preset's arguments,
+    which belong to the preset's network only; None when none are given (the preset's stand)."""
+    import json
+
+    if not given:
+        return None
+    args = {} if architecture else dict(preset.get("architecture_args", {}))
+    for item in given:
+        key, sep, text = item.partition("=")
+        if not (sep and key.strip().isidentifier()):
+            raise UserError(f"--architecture-arg {item}: write KEY=VALUE, e.g. hidden=[128,128]")
+        try:
+            args[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            args[key.strip()] = text
+    return args
 
 
 def _preset_file(path: str, algo: str, preset: str | None) -> tuple[str, dict, str]:

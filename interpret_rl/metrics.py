@@ -113,7 +113,7 @@ class Metric:
         """Score ``explanation`` (made by ``method`` for ``target`` on ``observations`` ``(B, *obs_shape)``)."""
         raise NotImplementedError
 
-    def _result(self, value: float, per_observation: Sequence[float | None] | None = None, **details) -> MetricResult:
+    def result(self, value: float, per_observation: Sequence[float | None] | None = None, **details) -> MetricResult:
         """A result; with ``per_observation`` (one number or ``None`` per observation) it carries
         their bootstrap interval too."""
         if per_observation is not None:

@@ -77,7 +77,7 @@ class Infidelity(Metric):
         values = captum_metrics.infidelity(forward, perturb, x, attributions,
                                            n_perturb_samples=opts.samples, normalize=True, **_extra_args(actions))
         per_observation = values.double().cpu().flatten()
-        return self._result(per_observation.mean(), per_observation=per_observation.tolist(),
+        return self.result(per_observation.mean(), per_observation=per_observation.tolist(),
                             samples=opts.samples, noise=opts.noise)
 
 
@@ -126,7 +126,7 @@ class Sensitivity(Metric):
         values = captum_metrics.sensitivity_max(explain, x, perturb_func=perturb, n_perturb_samples=opts.samples,
                                                 **_extra_args(actions))
         per_observation = values.double().cpu().flatten()
-        return self._result(per_observation.mean(), per_observation=per_observation.tolist(),
+        return self.result(per_observation.mean(), per_observation=per_observation.tolist(),
                             samples=opts.samples, radius=opts.radius)
 
 

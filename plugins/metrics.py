@@ -221,7 +221,7 @@ class _Curve(Metric):
                                  "interval": bootstrap_interval(chance_areas), "orders": len(chance)}
             details["chance_curve"] = chance_curves.mean(0).tolist()
         units = "element (frame, y, x)" if opts.per_frame else "pixel (y, x), frames summed; feature for vectors"
-        return self._result(areas.mean(), per_observation=per_observation, fractions=fractions.tolist(),
+        return self.result(areas.mean(), per_observation=per_observation, fractions=fractions.tolist(),
                             curve=curves.mean(0).tolist(), **details,
                             undefined={str(i): why for i, why in undefined.items()},
                             clamped_share=float((raw != curves).double().mean()),
@@ -272,7 +272,7 @@ class Runtime(Metric):
             start = time.perf_counter()
             method.explain(agent, target, observations)
             seconds, source = time.perf_counter() - start, "timed re-run"
-        return self._result(float(seconds) / len(observations), seconds=float(seconds),
+        return self.result(float(seconds) / len(observations), seconds=float(seconds),
                             observations=len(observations), source=source)
 
 

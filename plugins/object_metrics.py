@@ -91,7 +91,7 @@ class ObjectMass(Metric):
         defined = [v for v in per_observation if v is not None]
         if not defined:
             raise ValueError("every map is zero: no mass to place on any object")
-        return self._result(float(np.mean(defined)), per_observation=per_observation, objects=objects,
+        return self.result(float(np.mean(defined)), per_observation=per_observation, objects=objects,
                             text=lines, value_is=f"share of the mass on {' + '.join(pointing)}, all stacked frames")
 
 
@@ -143,7 +143,7 @@ class Pointing(Metric):
         text = [f"{n}: peak within {self.options.tolerance:g} px in {sum(bool(h) for h in hits[n] if h is not None)} "
                 f"of {summary[n]['observations']} observations (chance {_percent(summary[n]['chance'] or 0)})"
                 for n in names]
-        return self._result(float(np.mean(defined)), per_observation=per_observation, objects=summary, text=text,
+        return self.result(float(np.mean(defined)), per_observation=per_observation, objects=summary, text=text,
                             tolerance=self.options.tolerance)
 
 
@@ -196,7 +196,7 @@ class Interventions(Metric):
         if not defined:
             raise ValueError("no observation has at least three objects with distinct effects and masses to rank")
         densities, effects = (np.array(v) for v in zip(*pooled)) if pooled else (np.array([]), np.array([]))
-        return self._result(float(np.mean(defined)), per_observation=per_observation, effects=raw,
+        return self.result(float(np.mean(defined)), per_observation=per_observation, effects=raw,
                             kendall_pooled=kendall(densities, effects),
                             effect_is=f"|change of {target.spec}| when the object is changed "
                                       "(chosen action held at the one chosen on the real observation)")

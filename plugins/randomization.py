@@ -150,7 +150,7 @@ class Randomization(Metric):
         top, area = cascade_summary(correlations)
         threshold = self.options.threshold
         top_layers = " and ".join(layers[:TOP_STEPS])
-        return self._result(area, per_observation=[a for _, a in per_observation], area=area, top=top,
+        return self.result(area, per_observation=[a for _, a in per_observation], area=area, top=top,
                             top_per_observation=[t for t, _ in per_observation],
                             top_interval=bootstrap_interval([t for t, _ in per_observation]),
                             top_layers=layers[:TOP_STEPS], layers=layers, skipped_layers=skipped,

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from interpret_rl.agent import Agent
-from interpret_rl.networks import MLPActorCritic, NatureCNNActorCritic
+from interpret_rl.testing import atari_observations as sample_observations
+from interpret_rl.testing import make_cnn_agent, make_mlp_agent  # noqa: F401 (tests import them from here)
 
 torch.set_num_threads(1)  # tests are small; one thread keeps them deterministic and out of each other's way
 
@@ -34,31 +35,6 @@ class ConstantRewardEnv(gym.Env):
 gym.register("ConstantReward-v0", entry_point=ConstantRewardEnv, max_episode_steps=5)
 
 
-def make_cnn_agent(seed: int = 0) -> Agent:
-    """A Breakout-shaped agent (4x84x84 uint8 input, 4 actions) with seeded random weights."""
-    torch.manual_seed(seed)
-    network = NatureCNNActorCritic(in_channels=4, n_actions=4)
-    return Agent(
-        network=network, env_id="ALE/Breakout-v5", env_settings={}, architecture="nature-cnn",
-        architecture_args={"in_channels": 4, "n_actions": 4},
-        observation_space={"type": "Box", "shape": [4, 84, 84], "dtype": "uint8", "low": [0.0], "high": [255.0]},
-        action_space={"type": "Discrete", "n": 4}, action_meanings=["NOOP", "FIRE", "RIGHT", "LEFT"],
-        name="test-cnn")
-
-
-def make_mlp_agent(seed: int = 0) -> Agent:
-    """A CartPole-shaped agent (4 floats in, 2 actions) with seeded random weights."""
-    torch.manual_seed(seed)
-    network = MLPActorCritic(obs_dim=4, n_actions=2)
-    high = [4.8, None, 0.41887903, None]
-    return Agent(
-        network=network, env_id="CartPole-v1", env_settings={}, architecture="mlp",
-        architecture_args={"obs_dim": 4, "n_actions": 2},
-        observation_space={"type": "Box", "shape": [4], "dtype": "float32",
-                           "low": [None if h is None else -h for h in high], "high": high},
-        action_space={"type": "Discrete", "n": 2}, action_meanings=["LEFT", "RIGHT"], name="test-mlp")
-
-
 @pytest.fixture
 def cnn_agent() -> Agent:
     return make_cnn_agent()
@@ -72,13 +48,7 @@ def mlp_agent() -> Agent:
 @pytest.fixture
 def atari_observations() -> torch.Tensor:
     """Three frame stacks with a little structure (a bright square moving right), uint8 range."""
-    rng = np.random.default_rng(0)
-    frames = rng.integers(0, 40, size=(3, 4, 84, 84)).astype(np.float32)
-    for i in range(3):
-        for f in range(4):
-            x = 10 + 5 * f + 3 * i
-            frames[i, f, 40:46, x:x + 6] = 200.0
-    return torch.tensor(frames)
+    return sample_observations()
 
 
 @pytest.fixture

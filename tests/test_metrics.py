@@ -435,7 +435,7 @@ class MeanAbs(Metric):
         scale: float = 1.0
 
     def evaluate(self, agent, method, target, observations, explanation):
-        return self._result(self.options.scale * explanation.values.abs().mean(), observations=len(observations))
+        return self.result(self.options.scale * explanation.values.abs().mean(), observations=len(observations))
 
 
 class Throwaway:

@@ -171,3 +171,34 @@ def test_parse_option_args():
     for bad in ["steps=256", "optim.steps", ".steps=1", "optim.=1"]:
         with pytest.raises(ValueError, match="must look like <method>.<option>=<value>"):
             parse_option_args([bad])
+
+
+@pytest.mark.parametrize("value, strict", [("", False), ("0", False), ("false", False), ("off", False),
+                                           ("1", True), ("yes", True)])
+def test_strict_mode_is_off_for_0_and_false(monkeypatch, value, strict):
+    monkeypatch.setenv(plugin_manager.STRICT_ENV, value)
+    assert plugin_manager.strict_plugins() is strict
+
+
+def test_a_misspelled_hook_name_costs_one_warning_and_strict_mode_makes_it_fatal(monkeypatch, tmp_path):
+    (tmp_path / "misspelled_plugin.py").write_text(
+        "from interpret_rl.hookspecs import hookimpl\n\n\n@hookimpl\ndef register_method(register):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    real = list(plugin_manager.entry_points(group=plugin_manager.GROUP))
+    misspelled = EntryPoint(name="misspelled", value="misspelled_plugin", group=plugin_manager.GROUP)
+    monkeypatch.setattr(plugin_manager, "entry_points", lambda group: [*real, misspelled])
+    monkeypatch.setenv(plugin_manager.STRICT_ENV, "0")
+    reset_plugin_manager()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert BUILTINS <= set(registered_methods())
+        messages = [str(w.message) for w in caught if issubclass(w.category, PluginLoadWarning)]
+        assert len(messages) == 1 and "'misspelled'" in messages[0] and "register_method" in messages[0]
+        assert get_plugin_manager().get_plugin("misspelled") is None
+        monkeypatch.setenv(plugin_manager.STRICT_ENV, "1")
+        reset_plugin_manager()
+        with pytest.raises(Exception, match="register_method"):
+            registered_methods()
+    finally:
+        reset_plugin_manager()
