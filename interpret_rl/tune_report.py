@@ -162,7 +162,8 @@ def write_report(study, path: Path, artifacts_dir: Path, summary: dict) -> Path:
     parts.append(f"<img src='data:image/png;base64,{share_plot}'>" if share_plot
                  else "<p>Fewer than two trials with explanation numbers.</p>")
     parts.append(_saliency_pictures(study, complete, artifacts_dir))
-    parts.append("<h2>All trials</h2>" + _trial_table(trials))
+    parts.append("<h2>All trials</h2><p class='note'>A pruned trial's score is its curve average where it was "
+                 "stopped (what Optuna keeps as its value); it has no evaluation.</p>" + _trial_table(trials))
     document = (f"<!doctype html><html><head><meta charset='utf-8'><title>tune {html.escape(study.study_name)}"
                 f"</title><style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
     atomic_write_text(path, document)
