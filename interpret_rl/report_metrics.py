@@ -16,8 +16,17 @@ from matplotlib.figure import Figure
 from interpret_rl.compare import ComparisonResult
 from interpret_rl.metrics import MetricResult
 
-CURVE_METRICS = ("deletion", "insertion")
-CASCADE_METRIC = "randomization"
+# What is drawn follows from a metric's details, not its name (any plugin's metric can have it):
+CURVE_KEYS = ("curve", "fractions")  # a score curve over the fraction of units replaced (+ "chance_curve")
+CASCADE_KEYS = ("correlations", "layers")  # a rank correlation per cumulative randomisation step
+CURVE_COLOURS = ("firebrick", "steelblue", "darkgreen", "darkorange")
+
+
+def _drawn_metrics(result: ComparisonResult, keys: tuple[str, ...]) -> list[str]:
+    """Names of the metrics some of whose results carry all of ``keys`` in their details."""
+    return [m.name for m in result.metrics
+            if any(all(k in r.details for k in keys) for method in result.methods
+                   for r in _results(result, method.name, m.name))]
 
 
 def _fmt(value: float) -> str:
@@ -47,16 +56,16 @@ def _chance(result: ComparisonResult, method: str, metric: str) -> float | None:
 
 
 def _curves_png(result: ComparisonResult, method: str) -> str | None:
-    """Data URI of ``method``'s deletion / insertion curves (mean over targets, solid) and their
-    chance curves (random unit orders, dotted), or None."""
+    """Data URI of ``method``'s score curves (deletion / insertion: mean over targets, solid) and
+    their chance curves (random unit orders, dotted), or None."""
     fig = Figure(figsize=(2.6, 1.8), dpi=90)
     ax = fig.add_subplot()
     drawn = False
-    for metric in CURVE_METRICS:
-        scored = [r for r in _results(result, method, metric) if "curve" in r.details and "fractions" in r.details]
+    for index, metric in enumerate(_drawn_metrics(result, CURVE_KEYS)):
+        scored = [r for r in _results(result, method, metric) if all(k in r.details for k in CURVE_KEYS)]
         if not scored or any(r.details["fractions"] != scored[0].details["fractions"] for r in scored):
             continue
-        colour = "firebrick" if metric == "deletion" else "steelblue"
+        colour = CURVE_COLOURS[index % len(CURVE_COLOURS)]
         fractions = scored[0].details["fractions"]
         ax.plot(fractions, np.mean([r.details["curve"] for r in scored], axis=0), color=colour, label=metric)
         chance = [r.details["chance_curve"] for r in scored if "chance_curve" in r.details]
@@ -77,11 +86,12 @@ def _curves_png(result: ComparisonResult, method: str) -> str | None:
 def _cascade_png(result: ComparisonResult, method: str) -> str | None:
     """Data URI of ``method``'s randomization cascade: rank correlation with the trained network's
     map after each cumulative randomisation step (one line per target), the threshold dashed."""
+    cascades = _drawn_metrics(result, CASCADE_KEYS)
     scored = []
     for target in result.targets:
         cell = result.cells.get((method, target.spec))
-        found = cell.metrics.get(CASCADE_METRIC) if cell is not None else None
-        if isinstance(found, MetricResult) and "correlations" in found.details:
+        found = cell.metrics.get(cascades[0]) if cell is not None and cascades else None
+        if isinstance(found, MetricResult) and all(k in found.details for k in CASCADE_KEYS):
             scored.append((found, target.label))
     if not scored:
         return None
@@ -168,12 +178,12 @@ def render_metrics_section(result: ComparisonResult) -> str:
         arrow = {True: " ↑", False: " ↓", None: ""}[m.higher_is_better]
         opts = ", ".join(f"{k}={v}" for k, v in m.options.items()) or "no options"
         out.append(f"<th title='{esc(m.description)} ({esc(m.plugin)}; {esc(opts)})'>{esc(m.name)}{arrow}</th>")
-    names = {m.name for m in result.metrics}
-    has_curves, has_cascade = bool(names & set(CURVE_METRICS)), CASCADE_METRIC in names
+    curves, cascades = _drawn_metrics(result, CURVE_KEYS), _drawn_metrics(result, CASCADE_KEYS)
+    has_curves, has_cascade = bool(curves), bool(cascades)
     if has_curves:
-        out.append("<th>deletion / insertion curves</th>")
+        out.append(f"<th>{esc(' / '.join(curves))} curves</th>")
     if has_cascade:
-        out.append("<th>randomization cascade</th>")
+        out.append(f"<th>{esc(cascades[0])} cascade</th>")
     out.append("</tr>")
     ranks = {m.name: result.metric_ranks(m.name) for m in result.metrics}
     for method in result.methods:
