@@ -307,6 +307,7 @@ def bad_files(tmp_path) -> dict[str, tuple[bytes, str]]:
     unknown = io.BytesIO()
     torch.save({"encoder.weight": torch.zeros(3, 3)}, unknown)
     return {
+        "empty file": (b"", "an empty file"),
         "not a zip": (b"hello, not a model\n", "neither a zip"),
         "zip without policy.pth": (no_policy.getvalue(), "no policy.pth"),
         "unknown policy class": (rezip(original, {"data": json.dumps(data).encode()}),
@@ -326,6 +327,50 @@ def test_bad_inputs_are_one_line_exit_2_and_write_nothing(tmp_path):
         assert not (registry.user_models_dir() / "bad").exists(), label
     missing = run(str(tmp_path / "missing.zip"), "--name", "bad")
     assert missing.exit_code == 2 and "no such file" in missing.output
+    directory = run(str(tmp_path), "--name", "bad")
+    assert directory.exit_code == 2 and "a directory; give the model file" in directory.output
+
+
+def deflated(original: bytes) -> bytes:
+    """The same zip with every member deflated (torch reads those too)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(original)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for name in src.namelist():
+            dst.writestr(name, src.read(name))
+    return out.getvalue()
+
+
+def test_torch_file_that_torch_would_read_otherwise_than_checked_is_refused(tmp_path):
+    checked, legacy = io.BytesIO(), io.BytesIO()
+    zeros = {k: torch.zeros_like(v) for k, v in CleanRLDQN(4, 2).state_dict().items()}  # zeros: they compress
+    torch.save(zeros, checked)
+    torch.save(zeros, legacy, _use_new_zipfile_serialization=False)
+    # torch unpickles the legacy bytes in front; Python's zipfile finds the zip behind them
+    unchecked = legacy.getvalue() + checked.getvalue()
+    assert zipfile.is_zipfile(io.BytesIO(unchecked)) and torch.load(io.BytesIO(unchecked), weights_only=True)
+    # torch inflates compressed members: a few kB could claim gigabytes of tensor
+    inflating = deflated(checked.getvalue())
+    assert len(inflating) < len(checked.getvalue()) / 2 and torch.load(io.BytesIO(inflating), weights_only=True)
+    for label, content, message in [("legacy pickle in front", unchecked, "bytes precede the zip"),
+                                    ("deflated members", inflating, "is compressed")]:
+        (tmp_path / "model.pt").write_bytes(content)
+        result = run(str(tmp_path / "model.pt"), "--name", "bad")
+        assert result.exit_code == 2 and message in result.output, (label, result.output)
+        assert len(result.output.strip().splitlines()) == 1 and not (registry.user_models_dir() / "bad").exists()
+
+
+def test_member_inflating_past_the_limit_is_refused_on_the_bytes_read(tmp_path, monkeypatch):
+    monkeypatch.setattr("interpret_rl.importing.sb3.MAX_MEMBER_BYTES", 1 << 20)
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(tiny_sb3_zip(tmp_path))) as src, zipfile.ZipFile(out, "w") as dst:
+        for name in src.namelist():
+            if name != "policy.pth":
+                dst.writestr(name, src.read(name))
+        dst.writestr("policy.pth", bytes(2 << 20), compress_type=zipfile.ZIP_DEFLATED)  # 2 MiB in about 2 kB
+    (tmp_path / "bomb.zip").write_bytes(out.getvalue())
+    assert (tmp_path / "bomb.zip").stat().st_size < 1 << 16
+    result = run(str(tmp_path / "bomb.zip"), "--name", "bomb")
+    assert result.exit_code == 2 and "policy.pth is larger than 1,048,576 bytes" in result.output, result.output
 
 
 def test_existing_name_needs_force_and_force_replaces_the_whole_model(tmp_path):

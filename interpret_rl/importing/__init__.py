@@ -81,12 +81,18 @@ def _refuse_existing(out_dir: Path, name: str, force: bool) -> None:
 def _read_file(path: Path) -> bytes:
     from interpret_rl.atomic import UnsafeFileError, read_regular_file
 
+    if path.is_dir():
+        raise ImportRefusedError(f"{path}: a directory; give the model file (a stable-baselines3 .zip or a state dict)")
     try:
-        return read_regular_file(path, MAX_MEMBER_BYTES)
+        data = read_regular_file(path, MAX_MEMBER_BYTES)
     except FileNotFoundError:
         raise ImportRefusedError(f"{path}: no such file") from None
     except (OSError, UnsafeFileError) as err:
         raise ImportRefusedError(f"{path}: cannot read ({getattr(err, 'strerror', None) or err})") from None
+    if not data:
+        raise ImportRefusedError(f"{path}: an empty file; give the model file (a stable-baselines3 .zip or a state "
+                                 f"dict)")
+    return data
 
 
 def _layout(data: bytes, where: str, architecture: str | None):

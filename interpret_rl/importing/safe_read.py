@@ -4,8 +4,12 @@ A ``torch.save`` file is a zip whose ``data.pkl`` is a pickle: loading a pickle 
 function it names. Two locks guard it: before torch sees the bytes, every global the pickle names
 is checked against a short list of what a state dict of tensors needs (the opcodes are parsed by
 ``pickletools``, which executes nothing); then ``torch.load(..., weights_only=True)`` loads it with
-torch's own restricted unpickler. Zip members are read with size limits checked on the bytes
-actually read, not on the sizes the archive claims.
+torch's own restricted unpickler. The bytes checked must be the bytes torch loads: torch takes a
+file for a zip only when it starts with a zip header (else it unpickles the start as a legacy
+file), while Python's ``zipfile`` also finds a zip appended to other bytes, so a torch file must
+start with its first member. Zip members are read with size limits checked on the bytes actually
+read, not on the sizes the archive claims, and a torch file's members must be stored uncompressed
+(as ``torch.save`` writes them), so its tensors cannot inflate past the file's own size.
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ import io
 import pickletools
 import zipfile
 
-MAX_MEMBER_BYTES = 2 << 30
+# Ample for what imports (Nature CNN and MLP policies: an SB3 Atari policy.pth with its three
+# extractor copies is about 20 MB) and small enough that a deflated member that inflates to the
+# limit (a zip bomb of a few hundred kB) costs a passing allocation, not the machine's memory.
+MAX_MEMBER_BYTES = 256 << 20
 MAX_JSON_BYTES = 64 << 20
 
 _STORAGES = ("Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool")
@@ -68,11 +75,13 @@ def load_state_dict(data: bytes, where: str) -> dict:
         return _load_safetensors(data, where)
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
+        members = archive.infolist()
         pickles = [n for n in archive.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
     except zipfile.BadZipFile as err:
         raise ImportRefusedError(f"{where}: not a readable torch.save file ({err})") from None
     if len(pickles) != 1:
         raise ImportRefusedError(f"{where}: not a torch.save file (a zip holding one <name>/data.pkl)")
+    _check_torch_zip_layout(data, members, where)
     check_pickle_globals(read_member(archive, pickles[0], MAX_MEMBER_BYTES, where), where)
     import torch
 
@@ -82,6 +91,19 @@ def load_state_dict(data: bytes, where: str) -> dict:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ImportRefusedError(f"{where}: torch refused to load it with weights_only=True ({first})") from None
     return _tensors_only(loaded, where)
+
+
+def _check_torch_zip_layout(data: bytes, members: list[zipfile.ZipInfo], where: str) -> None:
+    """Refuse a zip that torch would read otherwise than ``zipfile`` does, or that inflates."""
+    if not data.startswith(b"PK\x03\x04") or min(m.header_offset for m in members) != 0:
+        raise ImportRefusedError(f"{where}: refused: bytes precede the zip (torch would load those instead of "
+                                 f"the checked zip); a torch.save file starts with its first member")
+    packed = [m.filename for m in members if m.compress_type != zipfile.ZIP_STORED]
+    if packed:
+        raise ImportRefusedError(f"{where}: refused: member {packed[0]} is compressed (it could inflate past any "
+                                 f"limit when torch reads it); torch.save stores its members uncompressed")
+    if sum(m.file_size for m in members) > len(data):
+        raise ImportRefusedError(f"{where}: refused: its members claim more bytes than the file holds")
 
 
 def _load_safetensors(data: bytes, where: str) -> dict:
