@@ -201,17 +201,23 @@ def per_observation_mean(rows: Sequence[Sequence[float | None]]) -> list[float |
     return means
 
 
-def _maps(result: ComparisonResult, method: str) -> list[np.ndarray]:
-    """|values| ``(B, *obs_shape)`` of every successful attribution cell of ``method``, one per target."""
+def _maps(result: ComparisonResult, method: str) -> list[np.ndarray | None]:
+    """|values| ``(B, *obs_shape)`` of ``method`` per target, in target order; None where the cell
+    failed or is no attribution (kept in place, so two agents' lists pair the same targets)."""
     cells = [result.cells[(method, t.spec)] for t in result.targets]
-    return [c.explanation.values.detach().abs().double().cpu().numpy() for c in cells
-            if c.ok and c.explanation.kind == "attribution"]
+    return [c.explanation.values.detach().abs().double().cpu().numpy()
+            if c.ok and c.explanation.kind == "attribution" else None for c in cells]
 
 
 def frame_shares(result: ComparisonResult, method: str) -> dict | None:
     """Share of |mass| per stacked frame (oldest first), mean over targets per observation, then
-    over observations with intervals; None for non-stacked observations or no attribution."""
-    maps = _maps(result, method)
+    over observations with intervals; None for observations that are no stack of frames (CartPole's
+    vector; MinAtar's ``(C, 10, 10)`` are object channels, not frames) or no attribution."""
+    from interpret_rl.envs import is_atari
+
+    if not is_atari(result.env_id):
+        return None
+    maps = [m for m in _maps(result, method) if m is not None]
     if not maps or maps[0].ndim != 4:
         return None
     frames = maps[0].shape[1]
@@ -233,16 +239,18 @@ def agreement(results: Sequence[ComparisonResult], names: Sequence[str], method:
     pairs = []
     maps = [_maps(result, method) for result in results]
     for (a, name_a), (b, name_b) in itertools.combinations(enumerate(names), 2):
-        if not maps[a] or len(maps[a]) != len(maps[b]):
+        # the targets both agents have a map for (a method may fail on one agent's target only)
+        both = [(ta, tb) for ta, tb in zip(maps[a], maps[b]) if ta is not None and tb is not None]
+        if not both:
             pairs.append({"agents": [name_a, name_b], "mean": None, "interval": None, "observations": 0})
             continue
-        rows = [[_rho(x, y) for x, y in zip(ta, tb)] for ta, tb in zip(maps[a], maps[b])]
+        rows = [[_rho(x, y) for x, y in zip(ta, tb)] for ta, tb in both]
         # the same pair on mismatched observations: how much two maps agree merely because every frame of
         # the game looks alike. Shifted by half the states, not one: neighbours come from the same stretch
         # of one game (a short game sampled densely gives near-identical neighbours)
-        shift = len(maps[a][0]) // 2
-        mismatched = [[_rho(x, y) for x, y in zip(ta, np.roll(tb, shift, axis=0))] for ta, tb in zip(maps[a], maps[b])]
-        chance = [v for v in per_observation_mean(mismatched) if v is not None] if len(maps[a][0]) > 1 else []
+        shift = len(both[0][0]) // 2
+        mismatched = [[_rho(x, y) for x, y in zip(ta, np.roll(tb, shift, axis=0))] for ta, tb in both]
+        chance = [v for v in per_observation_mean(mismatched) if v is not None] if len(both[0][0]) > 1 else []
         pairs.append({"agents": [name_a, name_b], **_mean_interval(per_observation_mean(rows)),
                       "chance": float(np.mean(chance)) if chance else None})
     return pairs

@@ -98,12 +98,17 @@ class Constructed(Method):
     class Options:
         pass
 
-    def __init__(self, maps: dict[str, torch.Tensor]):
+    def __init__(self, maps: dict[str, torch.Tensor], fails: frozenset = frozenset(), value_reversed: bool = False):
         super().__init__()
-        self.maps = maps
+        self.maps, self.fails, self.value_reversed = maps, fails, value_reversed
 
     def explain(self, agent, target, observations):
-        return Explanation(self.name, target.spec, self.kind, self.maps[agent.name].clone(), {})
+        if (agent.name, target.spec) in self.fails:
+            raise RuntimeError(f"no map for {agent.name} {target.spec}")
+        values = self.maps[agent.name].clone()
+        if self.value_reversed and target.spec == "value":
+            values = values.max() - values
+        return Explanation(self.name, target.spec, self.kind, values, {})
 
 
 def _named_agents(*names):
@@ -141,6 +146,31 @@ def test_agreement_and_frame_shares_on_constructed_maps(atari_observations):
     assert result.frame_share["reversed"]["constructed"]["mean"] == pytest.approx([0.25] * 4, abs=0.01)
     assert [p["agents"] for p in result.cka["pairs"]] == [["same-a", "same-b"], ["same-a", "reversed"],
                                                           ["same-b", "reversed"]]
+
+
+def test_agreement_pairs_the_same_targets_when_a_method_fails_on_some(atari_observations):
+    base = torch.rand(3, 4, 84, 84, generator=torch.Generator().manual_seed(7))
+    maps = {"a": base, "b": base.sqrt()}  # same ranks on "action"; "value" maps reversed on both agents
+
+    def pair(fails):
+        method = Constructed(maps, fails=frozenset(fails), value_reversed=True)
+        return compare_agents(_named_agents("a", "b"), [method], targets=["action", "value"],
+                              observations=atari_observations).agreement["constructed"][0]
+
+    assert pair([])["mean"] == pytest.approx(1.0)
+    assert pair([("b", "value")])["mean"] == pytest.approx(1.0)  # only "action" is left to compare
+    # a has only its value map, b only its action map: nothing to set side by side (not a's value
+    # map against b's action map, which would read as rho = -1)
+    nothing = pair([("a", "action"), ("b", "value")])
+    assert nothing["mean"] is None and nothing["observations"] == 0
+
+
+def test_frame_share_only_for_stacked_atari_frames(atari_observations):
+    agents = _named_agents("a", "b")
+    agents[1].env_id = agents[0].env_id = "MinAtar/Breakout-v1"  # (C, 10, 10): object channels, not frames
+    maps = {"a": torch.rand(3, 4, 84, 84), "b": torch.rand(3, 4, 84, 84)}
+    result = compare_agents(agents, [Constructed(maps)], observations=atari_observations)
+    assert result.frame_share == {"a": {"constructed": None}, "b": {"constructed": None}}
 
 
 def test_penultimate_reads_the_heads_input_and_leaves_no_hook(atari_observations):
