@@ -28,8 +28,9 @@ def _default_compare_model() -> str:
 @click.option("--targets", default=None, callback=_comma_list,
               help="Comma-separated targets: action, action:FIRE, value, conv3:5, conv3:5:3:4 "
                    "(default: every action, then the value).")
-@click.option("--frames", type=click.IntRange(min=1), default=None,
-              help="Observations to collect by playing the agent's policy  [default: 3, 8 with --metrics]")
+@click.option("--collect", "--frames", "frames", type=click.IntRange(min=1), default=None,
+              help="Observations (each a whole frame stack in Atari) to collect by playing the agent's policy; "
+                   "--frames is the old name  [default: 3, 8 with --metrics]")
 @click.option("--sample", type=click.Choice(["start", "game"]), default=None,
               help="Where collected observations come from: start (the first stretch of a game) or game "
                    "(spread over one whole game: early, middle, late)  [default: start, game with --metrics]")
@@ -44,7 +45,7 @@ def _default_compare_model() -> str:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds observation collection and the methods.")
 @click.option("--checkpoints", default=None, metavar="all|STEP,STEP",
               help="Explain the same observations at these kept training checkpoints (checkpoints.png); "
-                   "needs a model trained with --keep-checkpoints. --frames then defaults to 1.")
+                   "needs a model trained with --keep-checkpoints. --collect then defaults to 1.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--threads", type=click.IntRange(min=0), default=1, show_default=True,
               help="CPU threads for torch (0: torch's default, all cores). One is the default because the "
@@ -62,7 +63,7 @@ def compare_command(model, models, method_names, targets, frames, sample, observ
     if sample is not None and observations_file:
         raise UserError("--sample and --observations exclude each other: the file decides the observations")
     if frames is not None and observations_file:
-        raise UserError("--frames and --observations exclude each other: the file decides the observations")
+        raise UserError("--collect and --observations exclude each other: the file decides the observations")
     # everything that can be wrong with the request fails here, before any observation is collected
     with bad_request_is_a_user_error():
         out_dir = check_output_dir(out)
