@@ -71,6 +71,13 @@ PRESETS: dict[str, dict[str, Any]] = {
                      gamma=0.98, gae_lambda=0.8, lr=1e-3, lr_schedule="linear", clip_coef=0.2,
                      clip_schedule="linear", clip_value_loss=False, ent_coef=0.0, vf_coef=1.0,
                      max_grad_norm=0.5, total_steps=200_000, architecture_args={"shared_trunk": False}),
+    # CleanRL ppo_atari.py: 8 envs x 128 steps, Adam 2.5e-4 (eps 1e-5) linear, 4 epochs x 4
+    # minibatches, clip 0.1 (annealed here, as in baselines), ent 0.01, vf 0.5, grad norm 0.5.
+    "breakout": dict(env_id="ALE/Breakout-v5", num_envs=8, n_steps=128, num_minibatches=4, epochs=4,
+                     gamma=0.99, gae_lambda=0.95, lr=2.5e-4, lr_schedule="linear", optimizer_eps=1e-5,
+                     clip_coef=0.1, clip_schedule="linear", clip_value_loss=True, ent_coef=0.01,
+                     vf_coef=0.5, max_grad_norm=0.5, total_steps=10_000_000, log_every_steps=20_480,
+                     checkpoint_every_steps=250_000),
     # rl-zoo's Pendulum-v1 PPO without its gSDE exploration: 4 envs x 1024 steps, minibatches of 64,
     # 10 epochs, gamma 0.9, lr 1e-3 and clip 0.2 constant, ent 0, observations normalised (its
     # normalize=True; the statistics live in the network), separate 64x64 actor and critic; vf 1.0
@@ -81,13 +88,6 @@ PRESETS: dict[str, dict[str, Any]] = {
                      clip_schedule="constant", clip_value_loss=False, ent_coef=0.0, vf_coef=1.0,
                      max_grad_norm=0.5, reward_scale=0.1, total_steps=200_000, log_every_steps=8192,
                      architecture_args={"shared_trunk": False, "normalize_observations": True}),
-    # CleanRL ppo_atari.py: 8 envs x 128 steps, Adam 2.5e-4 (eps 1e-5) linear, 4 epochs x 4
-    # minibatches, clip 0.1 (annealed here, as in baselines), ent 0.01, vf 0.5, grad norm 0.5.
-    "breakout": dict(env_id="ALE/Breakout-v5", num_envs=8, n_steps=128, num_minibatches=4, epochs=4,
-                     gamma=0.99, gae_lambda=0.95, lr=2.5e-4, lr_schedule="linear", optimizer_eps=1e-5,
-                     clip_coef=0.1, clip_schedule="linear", clip_value_loss=True, ent_coef=0.01,
-                     vf_coef=0.5, max_grad_norm=0.5, total_steps=10_000_000, log_every_steps=20_480,
-                     checkpoint_every_steps=250_000),
 }
 
 

@@ -287,7 +287,10 @@ def check_spaces(meta: dict, observation_space: dict, action_space: dict, where:
     """Refuse a checkpoint whose spaces differ from the environment's, before any weights load."""
     for label, recorded, actual in (("observation", meta["observation_space"], observation_space),
                                     ("action", meta["action_space"], action_space)):
-        keys = ("type", "shape", "dtype") if label == "observation" else ("type", "n", "shape")
+        if label == "observation":
+            keys = ("type", "shape", "dtype")
+        else:  # a Discrete space is its count of actions, a Box (continuous actions) its shape
+            keys = ("type", "n") if recorded.get("type") == "Discrete" else ("type", "shape")
         want = {k: recorded.get(k) for k in keys}
         got = {k: actual.get(k) for k in keys}
         if want != got:
