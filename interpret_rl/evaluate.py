@@ -14,7 +14,6 @@ import numpy as np
 import torch
 
 from interpret_rl.agent import Agent
-from interpret_rl.atomic import atomic_output
 from interpret_rl.envs import make_vector_env
 
 
@@ -99,17 +98,10 @@ def observation_frame(obs: np.ndarray) -> np.ndarray:
 def write_video(frames: list[np.ndarray], path: str | Path, fps: int = 30, scale: int = 4) -> Path:
     """Write frames as .gif or .mp4; gray (H, W) frames are upscaled ``scale`` times (nearest
     neighbour), RGB (H, W, 3) frames are written as they are."""
-    import imageio.v2 as imageio
+    from interpret_rl.video_file import video_writer
 
     path = Path(path)
-    if path.suffix.lower() not in (".gif", ".mp4"):
-        raise ValueError(f"video file must end in .gif or .mp4, not {path.suffix or path.name!r}")
-    big = [np.kron(f, np.ones((scale, scale), dtype=np.uint8)) if f.ndim == 2 else f for f in frames]
-    with atomic_output(path) as partial:  # a full disk never leaves a truncated video
-        if path.suffix.lower() == ".gif":
-            imageio.mimsave(partial, big, duration=1000 / fps, loop=0)
-        else:
-            with imageio.get_writer(partial, fps=fps, codec="libx264", macro_block_size=1) as writer:
-                for frame in big:
-                    writer.append_data(frame)
+    with video_writer(path, fps) as writer:  # whole or not at all, also on a full disk
+        for frame in frames:
+            writer.append_data(np.kron(frame, np.ones((scale, scale), dtype=np.uint8)) if frame.ndim == 2 else frame)
     return path

@@ -27,8 +27,7 @@ from __future__ import annotations
 
 import os
 import textwrap
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,12 +36,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from interpret_rl.atomic import remove_orphans
 from interpret_rl.compare import prepare_methods
 from interpret_rl.envs import make_vector_env
 from interpret_rl.evaluate import observation_frame
 from interpret_rl.methods import Method, NotApplicableError, seeded_rng
 from interpret_rl.targets import Target, parse_target
+from interpret_rl.video_file import video_writer
 
 SUFFIXES = (".mp4", ".gif")
 ACTOR_CHANNEL, CRITIC_CHANNEL = 2, 0  # blue, red (RGB order)
@@ -184,31 +183,6 @@ def compose_frame(panels: list[Image.Image], header: str, actor_label: str, crit
         frame.paste(panel, (left, 2 * LINE + 10))
         left += panel.width + GAP
     return np.asarray(frame)
-
-
-@contextmanager
-def video_writer(path: Path, fps: int) -> Iterator[Any]:
-    """An imageio writer into a temporary file beside ``path``, renamed to ``path`` on success."""
-    import imageio.v2 as imageio
-
-    remove_orphans(path.parent, path.stem, f".partial{path.suffix}")  # left by killed runs
-    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
-    if path.suffix.lower() == ".gif":
-        writer = imageio.get_writer(partial, mode="I", duration=1000 / fps, loop=0)
-    else:  # frames are made even-sized, so no macro-block resizing is needed
-        writer = imageio.get_writer(partial, fps=fps, codec="libx264", macro_block_size=1)
-    try:
-        yield writer
-        writer.close()  # a full disk fails here (a gif is written when it is closed)
-        os.replace(partial, path)
-    except BaseException:
-        try:
-            writer.close()  # may fail again on the same full disk: the partial file goes all the same
-        except Exception:  # noqa: BLE001 - the first error is the one to report
-            pass
-        finally:
-            partial.unlink(missing_ok=True)
-        raise
 
 
 def _explain(agent, method: Method, target: Target, obs: torch.Tensor, seed: int, step: int) -> np.ndarray:

@@ -32,7 +32,7 @@ def test_the_next_atomic_write_removes_a_killed_writers_temporary_file(tmp_path,
 
 
 def test_the_next_recorded_video_removes_a_killed_runs_partial_video(tmp_path, dead_pid):
-    orphan = tmp_path / f".episode.{dead_pid}.x1y2z3.partial.gif"
+    orphan = tmp_path / f".episode.gif.{dead_pid}.x1y2z3.tmp"
     orphan.write_bytes(b"GIF89a half")
     write_video([np.zeros((8, 8), dtype=np.uint8)] * 2, tmp_path / "episode.gif")
     assert [p.name for p in tmp_path.iterdir()] == ["episode.gif"]

@@ -1,14 +1,18 @@
-"""`evaluate --record` writes its video atomically: a full disk mid-write leaves the previous file
-(or none) and no partial file."""
+"""Videos (`evaluate --record`, `video --out`) are written whole or not at all: on a real full disk
+the command ends with one line and exit code 1, the previous file is kept, nothing partial is left,
+and no second traceback follows (imageio used to retry the write when its writer was collected;
+ffmpeg left a cut-short .mp4 that was reported as written)."""
 
 from __future__ import annotations
 
-import errno
+import os
+import subprocess
 
 import numpy as np
 import pytest
 
 from interpret_rl.evaluate import write_video
+from interpret_rl.video_file import mp4_is_complete
 
 FRAMES = [np.full((8, 8), i * 20, dtype=np.uint8) for i in range(5)]
 
@@ -19,66 +23,56 @@ def test_a_video_is_written_whole(tmp_path, suffix):
     assert path.stat().st_size > 0 and [p.name for p in tmp_path.iterdir()] == [f"v{suffix}"]
 
 
-def test_a_full_disk_mid_video_keeps_the_previous_file_and_leaves_no_partial(tmp_path, monkeypatch):
-    import imageio.v2 as imageio
-
-    path = tmp_path / "episode.gif"
-    write_video(FRAMES, path)
-    before = path.read_bytes()
-
-    def half_written(target, frames, **kwargs):
-        with open(target, "wb") as f:
-            f.write(before[: len(before) // 2])
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(imageio, "mimsave", half_written)
-    with pytest.raises(OSError, match="No space left"):
-        write_video(FRAMES[::-1], path)
-    assert path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["episode.gif"]
+def test_an_mp4_cut_short_is_recognised(tmp_path):
+    data = write_video(FRAMES, tmp_path / "v.mp4").read_bytes()
+    assert mp4_is_complete(data)
+    assert not any(mp4_is_complete(data[:cut]) for cut in range(1, len(data), max(1, len(data) // 50)))
 
 
-class FullDiskWriter:
-    """An imageio writer on a full disk: a gif is written when closed, and every close fails."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def append_data(self, frame):
-        with open(self.path, "ab") as f:
-            f.write(b"half a gif")
-
-    def close(self):
-        raise OSError(errno.ENOSPC, "No space left on device")
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 300 KiB tmpfs, filled but for a few KiB (root only; skipped otherwise)."""
+    disk = tmp_path / "small"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(disk)]).returncode:
+        pytest.skip("needs root and tmpfs mounts")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=True)
 
 
-def test_video_out_on_a_full_disk_leaves_no_partial_gif_even_when_close_fails_twice(tmp_path, monkeypatch):
-    import imageio.v2 as imageio
-
-    from interpret_rl.video import video_writer
-
-    path = tmp_path / "explained.gif"
-    path.write_bytes(b"the previous video")
-    monkeypatch.setattr(imageio, "get_writer", lambda target, **kwargs: FullDiskWriter(target))
-    with pytest.raises(OSError, match="No space left"):
-        with video_writer(path, fps=15) as writer:
-            writer.append_data(FRAMES[0])
-    assert path.read_bytes() == b"the previous video"
-    assert [p.name for p in tmp_path.iterdir()] == ["explained.gif"]
+def _fill(disk):
+    with open(disk / "filler", "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError:
+            pass
 
 
-def test_the_next_video_removes_the_partial_file_a_killed_run_left(tmp_path):
-    import os
-    import subprocess
+@pytest.mark.slow  # a fresh interpreter per case (the garbage-collected writer's traceback went to its stderr)
+@pytest.mark.parametrize("command", [  # m: a random CartPole agent, whose games are short
+    ["evaluate", "m", "--episodes", "1", "--record", "{out}.gif"],
+    ["evaluate", "m", "--episodes", "1", "--record", "{out}.mp4"],
+    ["video", "--model", "m", "--methods", "saliency", "--steps", "5", "--out", "{out}.gif"],
+    ["video", "--model", "m", "--methods", "saliency", "--steps", "5", "--out", "{out}.mp4"],
+])
+def test_a_video_onto_a_full_disk_is_one_line_keeps_the_previous_file_and_leaves_nothing(full_disk, isolated_home,
+                                                                                       command):
+    from conftest import make_mlp_agent
 
-    from interpret_rl.video import video_writer
+    from interpret_rl import registry
 
-    gone = subprocess.Popen(["true"])
-    gone.wait()  # its pid now names no process
-    left_by_killed = tmp_path / f".explained.{gone.pid}.partial.gif"
-    being_written = tmp_path / f".explained.{os.getppid()}.partial.gif"  # a live process's: kept
-    left_by_killed.write_bytes(b"half")
-    being_written.write_bytes(b"half")
-    with video_writer(tmp_path / "explained.gif", fps=15) as writer:
-        writer.append_data(np.zeros((8, 8, 3), dtype=np.uint8))
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["explained.gif", being_written.name])
+    registry.save_agent(make_mlp_agent(), registry.user_models_dir() / "m")
+    target = full_disk / f"video{command[-1][-4:]}"
+    target.write_bytes(b"the previous video")
+    _fill(full_disk)
+    args = [part.replace("{out}", str(full_disk / "video")) for part in command]
+    result = subprocess.run(["interpret-rl", *args], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "Traceback" not in output and "Exception ignored" not in output, output
+    errors = [line for line in output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "No space left on device" in errors[0], output
+    assert target.read_bytes() == b"the previous video"
+    assert sorted(p.name for p in full_disk.iterdir()) == sorted(["filler", target.name])
