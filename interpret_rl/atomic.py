@@ -238,31 +238,6 @@ def exclusive_lock(lock_path: str | os.PathLike, what: str):
         os.close(fd)  # releases the lock
 
 
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike):
-    """For writers that need a file name (imageio picks the format from the suffix): yields a
-    temporary path with the same suffix in the same folder; on success it is fsynced and renamed
-    over ``path``, on any error removed, so ``path`` is never left half-written."""
-    path = Path(path)
-    remove_orphans(path.parent, path.stem, f".partial{path.suffix}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}.", suffix=f".partial{path.suffix}",
-                               dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        _remove(Path(tmp))
-        raise
-    fsync_dir(path.parent)
-
-
 def check_output_dir(path: str | os.PathLike) -> Path:
     """Prove that ``path`` can be written: a writable folder, or a missing one whose nearest existing
     ancestor is a writable folder (nothing is created). ``ValueError`` naming the path and the reason
