@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from interpret_rl import rollout
-from interpret_rl.dqn import DQN, DQNConfig, ReplayBuffer, double_q_targets, replay_transitions
+from interpret_rl.dqn import (
+    DQN,
+    DQNConfig,
+    ReplayBuffer,
+    config_from_preset,
+    double_q_targets,
+    replay_transitions,
+    train,
+)
 from interpret_rl.networks import MLPQNetwork
 
 
@@ -105,3 +114,13 @@ def test_training_on_an_env_that_only_time_limits_end_stores_no_terminal_and_no_
     rollout.run(config, dqn)
     assert dqn.buffer.size == 96
     assert torch.equal(dqn.buffer.rewards[:96], torch.ones(96)) and not dqn.buffer.dones[:96].any()
+
+
+@pytest.mark.slow
+def test_dqn_learns_cartpole_within_a_small_budget():
+    """Random play scores about 22. The preset's first 10,240 steps (epsilon over the first 8,000,
+    as in the full run): seed 0 scored 54.6 here (the 100-episode mean of epsilon-greedy training
+    play, exploration included) and went on to 100 at 17,920 steps."""
+    config = config_from_preset("cartpole", total_steps=10_240, exploration_fraction=8_000 / 10_240, seed=0,
+                                log_every_steps=10**9)
+    assert train(config).mean_return > 40
