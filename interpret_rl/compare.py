@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from interpret_rl.guard import HOOK_DICTS, ModelGuard  # noqa: F401 (HOOK_DICTS: re-exported)
+from interpret_rl.guard import ModelGuard
 from interpret_rl.methods import METHODS, Explanation, Method, prepare_methods, seeded_rng
 from interpret_rl.metrics import METRICS, Metric, MetricResult, bootstrap_interval, evaluate_metrics, prepare_metrics
 from interpret_rl.names import Registry

@@ -313,7 +313,7 @@ def run(config: TrainingConfig, algorithm, *, out_dir: str | Path | None = None,
     reached_at = None
     next_checkpoint = next_multiple(steps, config.checkpoint_every_steps)
     start = time.perf_counter()
-    with stop_on_signals() as stop, _closing(envs, log, lambda: steps):
+    with stop_on_signals() as stop, _closing(envs, log):
         while steps < config.total_steps and not ranks.any(bool(stop), device):
             progress_done = steps / config.total_steps
             if config.lr_schedule == "linear":
@@ -398,9 +398,9 @@ def _restore_run_state(state: dict, envs, generator: torch.Generator, log: Train
 
 
 @contextlib.contextmanager
-def _closing(envs, log, current_steps):
+def _closing(envs, log):
     try:
         yield
     finally:
         envs.close()
-        log.close(current_steps())
+        log.close()

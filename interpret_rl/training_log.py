@@ -41,7 +41,6 @@ class TrainingLog:
         self.returns: deque[float] = deque(maxlen=100)
         self.lengths: deque[int] = deque(maxlen=100)
         self.episodes = 0
-        self.rows: list[dict] = []
         self._start = self._last_time = time.perf_counter()
         # An algorithm's own statistics (PPO's clip fraction, PQN's epsilon) after the common ones.
         self.columns = CSV_COLUMNS + list(getattr(config, "extra_log_columns", ()))
@@ -104,7 +103,6 @@ class TrainingLog:
             "episodes": self.episodes,
             **{k: stats.get(k, float("nan")) for k in self.columns[6:]},
         }
-        self.rows.append(row)
         if self._csv is not None:
             self._csv.writerow(row)
             self._csv_file.flush()
@@ -121,7 +119,7 @@ class TrainingLog:
         mean = self.mean_return()
         return {"mean_return_100": None if math.isnan(mean) else round(mean, 3), "episodes": self.episodes}
 
-    def close(self, steps: int) -> None:
+    def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
         if self._csv_file is not None:
