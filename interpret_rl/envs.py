@@ -29,6 +29,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from interpret_rl.names import UnknownNameError
+
 ATARI_DEFAULTS: dict[str, Any] = {
     "frameskip": 4,
     "stack_num": 4,
@@ -162,11 +164,8 @@ def action_meanings(env_id: str, env: gym.Env) -> list[str]:
     return CLASSIC_ACTION_MEANINGS.get(env_id, [str(i) for i in range(count)])
 
 
-class UnknownEnvError(KeyError):
-    """An environment id that neither gymnasium nor ALE knows."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0])
+class UnknownEnvError(UnknownNameError):
+    """An environment id that neither gymnasium nor ALE knows (it suggests the closest ids)."""
 
 
 def is_atari(env_id: str) -> bool:
@@ -181,8 +180,6 @@ def atari_rom_name(env_id: str) -> str:
 
 def check_env_id(env_id: str) -> None:
     """Raise ``UnknownEnvError`` naming the closest known ids when ``env_id`` does not exist."""
-    import difflib
-
     if is_atari(env_id):
         from ale_py import roms
 
@@ -195,9 +192,7 @@ def check_env_id(env_id: str) -> None:
         if env_id in gym.registry:
             return
         known = [k for k in gym.registry if not k.startswith("ALE/")]
-    close = difflib.get_close_matches(env_id, known, n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise UnknownEnvError(f"unknown environment {env_id!r}{hint}")
+    raise UnknownEnvError("environment", env_id, known, note="a gymnasium or ALE environment id")
 
 
 @dataclass
