@@ -30,6 +30,7 @@ from interpret_rl.methods import METHODS, Explanation, Method, prepare_methods, 
 from interpret_rl.metrics import METRICS, Metric, MetricResult, bootstrap_interval, evaluate_metrics, prepare_metrics
 from interpret_rl.names import Registry
 from interpret_rl.observations import SAMPLES, check_observations, collect_with_ground_truth
+from interpret_rl.registry import package_versions as registry_package_versions
 from interpret_rl.targets import Target, chosen_actions, default_targets, parse_target
 
 VERSIONED_PACKAGES = ("interpret-rl", "torch", "captum", "torch-lucent", "numpy", "gymnasium", "ale-py")
@@ -230,15 +231,8 @@ class ComparisonResult:
 
 
 def package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for package in VERSIONED_PACKAGES:
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            found[package] = "not installed"
-    return found
+    """The versions a comparison records (``registry.package_versions`` of ``VERSIONED_PACKAGES``)."""
+    return registry_package_versions(VERSIONED_PACKAGES)
 
 
 def _identity(instance: Method | Metric, registry: Registry) -> dict:

@@ -418,15 +418,20 @@ def load_optimizer_state(path: str | os.PathLike, optimizer: torch.optim.Optimiz
     optimizer.load_state_dict({"state": state, "param_groups": current["param_groups"]})
 
 
-def _versions() -> dict[str, str]:
+MODEL_PACKAGES = ("interpret-rl", "torch", "gymnasium", "ale-py", "numpy", "safetensors")
+
+
+def package_versions(packages) -> dict[str, str]:
+    """Installed version of each package, ``"not installed"`` for one that is not (meta.json and
+    reports record what made them)."""
     from importlib.metadata import PackageNotFoundError, version
 
     found = {}
-    for package in ("interpret-rl", "torch", "gymnasium", "ale-py", "numpy", "safetensors"):
+    for package in packages:
         try:
             found[package] = version(package)
         except PackageNotFoundError:
-            pass
+            found[package] = "not installed"
     return found
 
 
@@ -461,7 +466,7 @@ def build_meta(agent: Agent, files: dict[str, str], **extra: Any) -> dict:
         "action_meanings": agent.action_meanings,
         "steps_trained": int(agent.steps_trained),
         "saved_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "versions": _versions(),
+        "versions": package_versions(MODEL_PACKAGES),
         "files": files,
     })
     meta.update({k: v for k, v in extra.items() if v is not None})
