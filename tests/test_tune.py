@@ -284,8 +284,9 @@ def trial_numbers(output: str) -> list[int]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # fresh processes: about 35 s of CPU, minutes of wall time on a busy machine
 def test_two_processes_on_one_study_count_every_trial_once(isolated_home):
-    args = ("--trials", "4", "--budget", "800", "--study", "shared", "--pruner", "none")
+    args = ("--trials", "4", "--budget", "500", "--study", "shared", "--pruner", "none")
     processes = [tune_process(isolated_home, *args, "--seed", str(seed)) for seed in (0, 1)]
     outputs = [p.communicate(timeout=600) for p in processes]
     assert all(p.returncode == 0 for p in processes), outputs
@@ -300,8 +301,9 @@ def test_two_processes_on_one_study_count_every_trial_once(isolated_home):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # two tune runs in turn: about 35 s of CPU, minutes on a busy machine
 def test_sigint_keeps_every_finished_trial_and_the_study_resumes(isolated_home):
-    args = ("--trials", "40", "--budget", "2000", "--study", "stopped", "--pruner", "none")
+    args = ("--trials", "40", "--budget", "1000", "--study", "stopped", "--pruner", "none")
     process = tune_process(isolated_home, *args)
     journal = isolated_home / "studies" / "stopped.log"
     deadline = time.monotonic() + 300
