@@ -47,7 +47,8 @@ def tables(data: dict) -> str:
     shares = data["frame_share"]
     frames = next((len(s["mean"]) for m in shares.values() for s in m.values() if s), 0)
     if frames:
-        out += ["", "Share of |mass| per stacked frame, % (oldest to newest; 25 each if spread evenly):", "",
+        out += ["", f"Share of |mass| per stacked frame, % (oldest to newest; {_number(1 / frames, True)} each if "
+                    "spread evenly):", "",
                 "| agent | method | " + " | ".join(f"frame {f + 1}" for f in range(frames)) + " |",
                 "|---|---|" + "---:|" * frames]
         for agent, methods in shares.items():

@@ -45,6 +45,9 @@ from interpret_rl.similarity import cka_chance, cka_interval, linear_cka, rank_c
 from interpret_rl.targets import TargetError
 
 HEADS = ("policy", "q")  # the module producing the outputs: actor-critic, Q-network
+# Two centred inputs are one vector and its negative in any representation, so CKA on 2 states is 1
+# for any two agents: it says something from 3 states on (n/a below).
+MIN_CKA_OBSERVATIONS = 3
 
 
 @dataclass
@@ -265,17 +268,21 @@ def _none_if_nan(value: float) -> float | None:
 
 
 def cka_pairs(agents: Sequence, observations: torch.Tensor, seed: int = 0) -> dict:
-    """Linear CKA of each pair's penultimate representations, its jackknife interval and chance level."""
+    """Linear CKA of each pair's penultimate representations, its jackknife interval and chance level
+    (None with fewer than ``MIN_CKA_OBSERVATIONS`` observations)."""
     layers, features = {}, []
     for agent in agents:
         layers[agent.name], representation = penultimate(agent, observations)
         features.append(representation)
     pairs = []
     for (a, x), (b, y) in itertools.combinations(enumerate(features), 2):
-        interval = cka_interval(x, y)
-        pairs.append({"agents": [agents[a].name, agents[b].name], "value": _none_if_nan(linear_cka(x, y)),
-                      "interval": list(interval) if interval else None,
-                      "chance": _none_if_nan(cka_chance(x, y, seed=seed)), "observations": len(observations)})
+        pair = {"agents": [agents[a].name, agents[b].name], "value": None, "interval": None, "chance": None,
+                "observations": len(observations)}
+        if len(observations) >= MIN_CKA_OBSERVATIONS:
+            interval = cka_interval(x, y)
+            pair.update(value=_none_if_nan(linear_cka(x, y)), interval=list(interval) if interval else None,
+                        chance=_none_if_nan(cka_chance(x, y, seed=seed)))
+        pairs.append(pair)
     return {"layer": layers, "pairs": pairs}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from interpret_rl.cli import UserError, bad_request_is_a_user_error
+from interpret_rl.cli_base import UserError, bad_request_is_a_user_error
 
 DEFAULT_FRAMES = 12
 GROUND_TRUTH_METRICS = ("objects", "pointing", "interventions")  # default where the env has an object detector
@@ -13,7 +13,7 @@ GROUND_TRUTH_METRICS = ("objects", "pointing", "interventions")  # default where
 def compare_models(models, method_names, targets, frames, sample, observations_file, out_dir, options, metrics,
                    metric_options, seed, device) -> None:
     """Run ``across_agents.compare_agents`` and write its report; every bad request is one line, exit 2."""
-    from interpret_rl.across_agents import compare_agents, prepare_agents
+    from interpret_rl.across_agents import MIN_CKA_OBSERVATIONS, compare_agents, prepare_agents
     from interpret_rl.compare import prepare_methods, prepare_metrics, prepare_targets
     from interpret_rl.objects import detector_for
     from interpret_rl.observations import load_ground_truth, load_observations
@@ -53,7 +53,18 @@ def compare_models(models, method_names, targets, frames, sample, observations_f
             errors = result.method_errors(m.name)
             outcome = f"failed on {len(errors)} of {len(result.targets)} targets: {errors[0]}" if errors else "ok"
             click.echo(f"  {info.name:<20} {m.name:<20} {result.method_seconds(m.name):8.2f} s  {outcome}")
+    unscored: dict[tuple[str, str], list[str]] = {}  # (metric, why) -> "agent method" it has no value for
+    for info, result in zip(comparison.agents, comparison.results):
+        for m in result.methods:
+            for metric in result.metrics:
+                if result.metric_mean(m.name, metric.name) is None:
+                    why = result.metric_error(m.name, metric.name) or "not computed"
+                    unscored.setdefault((metric.name, why), []).append(f"{info.name} {m.name}")
+    for (metric, why), where in unscored.items():
+        click.echo(f"  {metric}: n/a for {', '.join(where)}: {why}")
     for pair in comparison.cka["pairs"]:
         value, chance = ("n/a" if v is None else f"{v:.3f}" for v in (pair["value"], pair["chance"]))
-        click.echo(f"  CKA {' vs '.join(pair['agents'])}: {value} (shuffled rows: {chance})")
+        shown = (f"n/a (needs at least {MIN_CKA_OBSERVATIONS} states)" if pair["observations"] < MIN_CKA_OBSERVATIONS
+                 else f"{value} (shuffled rows: {chance})")
+        click.echo(f"  CKA {' vs '.join(pair['agents'])}: {shown}")
     click.echo(f"wrote {', '.join(p.name for p in paths.values())} to {out_dir}")

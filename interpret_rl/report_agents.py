@@ -16,7 +16,7 @@ import os
 from html import escape as esc
 from pathlib import Path
 
-from interpret_rl.across_agents import AgentComparison
+from interpret_rl.across_agents import MIN_CKA_OBSERVATIONS, AgentComparison
 from interpret_rl.across_training import StripCellRenderer
 from interpret_rl.atomic import atomic_write_text
 from interpret_rl.observations import save_observations, spread
@@ -132,7 +132,8 @@ def _cka_section(comparison: AgentComparison) -> str:
            "on the same observations: 1 = the same up to rotation and scale. In brackets its 95 % jackknife "
            "interval over observations (leave one out); <i>shuffled</i> is CKA with one side's rows shuffled: "
            "with fewer states than features CKA is high even for unrelated representations, so read a value "
-           "against it.</p>"
+           f"against it. n/a with fewer than {MIN_CKA_OBSERVATIONS} states (on 2 states CKA is 1 for any two "
+           "representations).</p>"
            "<table class='kv metrics'><tr><th>agents</th><th>CKA</th><th>shuffled</th><th>states</th></tr>"]
     for pair in cka["pairs"]:
         out.append(f"<tr><td>{esc(' vs '.join(pair['agents']))}</td><td>{_with_interval(pair, value_key='value')}</td>"

@@ -238,6 +238,23 @@ def test_cli_refuses_bad_agent_lists_in_one_line(run, args, message):
     assert len(result.output.strip().splitlines()) == 1
 
 
+def test_cli_says_which_metrics_and_cka_have_no_value(run, tmp_path):
+    from interpret_rl import registry
+    from interpret_rl.testing import make_mlp_agent
+
+    other = make_mlp_agent(1)
+    registry.save_agent(other, registry.user_models_dir() / "other-cartpole")
+    result = run("compare", "--models", "cartpole-a2c,other-cartpole", "--methods", "saliency", "--frames", "2",
+                 "--sample", "start", "--metrics", "objects", "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    # CartPole has no emulator ground truth: said once for both agents, not left as a silent empty table
+    assert "objects: n/a for cartpole-a2c saliency, other-cartpole saliency: NotApplicableError" in result.output
+    # two centred states are v and -v in any representation: CKA would be 1 for any two agents
+    assert "CKA cartpole-a2c vs other-cartpole: n/a (needs at least 3 states)" in result.output
+    (pair,) = json.loads((tmp_path / "out" / "results.json").read_text())["cka"]["pairs"]
+    assert pair["value"] is None and pair["observations"] == 2
+
+
 def test_agents_report_opens_in_a_browser(atari_observations, tmp_path):
     pytest.importorskip("PIL")
     from test_report_browser import CHROMIUM, images_in_browser
