@@ -109,7 +109,8 @@ def _frames_section(comparison: AgentComparison) -> str:
 def _agreement_section(comparison: AgentComparison) -> str:
     out = ["<h2>Agreement between agents</h2>",
            "<p>Spearman's rank correlation of two agents' |maps| of the same method on the same observation "
-           "(every pixel of every stacked frame), mean over targets and observations with its 95 % bootstrap "
+           "(every element of the observation: in Atari every pixel of every stacked frame), mean over the "
+           "targets both agents have a map for and over observations with its 95 % bootstrap "
            "interval. <i>Mismatched</i>: the same on different observations (state i of one agent against "
            "state i + n/2 of the other, mostly from another game): what agreement the game's fixed layout alone "
            "gives.</p>"
@@ -164,8 +165,9 @@ def _maps_section(comparison: AgentComparison, shown: list[int]) -> str:
     facts = comparison.ground_truth.facts if comparison.ground_truth is not None else None
     out = ["<h2>Maps</h2>",
            f"<p>{len(shown)} of the {len(comparison.observations)} observations, spread over them. "
-           "The observation column shows the newest stacked frame; each map is drawn on it, summed over the "
-           "stacked frames and divided by its own largest |value| (0 … 1 on the sequential scale, −1 … 1 on the "
+           + ("The observation column shows the newest stacked frame; each map is drawn on it, summed over the "
+              "stacked frames" if renderers[0].is_image else "Each map is drawn as one bar per observation element")
+           + " and divided by its own largest |value| (0 … 1 on the sequential scale, −1 … 1 on the "
            "diverging one). Click a picture to enlarge it.</p>",
            "<div class='scroll'><table class='grid'><tr><th rowspan='2'>target / observation</th>"
            "<th rowspan='2'>observation</th>"]
