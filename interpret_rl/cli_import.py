@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from interpret_rl.cli import UserError, cli
+from interpret_rl.cli_base import UserError, cli
 
 
 @cli.command(name="import")
@@ -33,3 +33,8 @@ def import_command(path, name, force, architecture, env_id):
               if source["format"] == "stable-baselines3" else f"state dict, layout {source['layout']}")
     click.echo(f"imported {name}: {result.algo} from {origin} as {result.architecture} in {result.env_id}")
     click.echo(f"saved to {result.path}")
+    from interpret_rl import registry
+
+    if (registry.BUNDLED_DIR / name / registry.META).is_file():  # user models shadow bundled ones of the same name
+        click.echo(f"note: {name} now names this import; the bundled {name} is hidden until you remove "
+                   f"{result.path}", err=True)

@@ -388,6 +388,15 @@ def test_existing_name_needs_force_and_force_replaces_the_whole_model(tmp_path):
     assert "evaluation" not in meta  # the replaced model's score is not the new one's
 
 
+def test_import_under_a_bundled_name_says_it_hides_the_bundled_model(tmp_path):
+    (tmp_path / "a.zip").write_bytes(tiny_sb3_zip(tmp_path))
+    result = run(str(tmp_path / "a.zip"), "--name", "cartpole-a2c")
+    assert result.exit_code == 0, result.output
+    assert "the bundled cartpole-a2c is hidden" in result.output
+    assert registry.resolve("cartpole-a2c") == registry.user_models_dir() / "cartpole-a2c"
+    assert "hidden" not in run(str(tmp_path / "a.zip"), "--name", "mine").output
+
+
 def test_imported_agent_works_with_evaluate(tmp_path):
     model = CARTPOLE_AGENTS["ppo"]()
     model.save(tmp_path / "ppo.zip")
