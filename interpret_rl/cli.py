@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import math
 import sys
 from pathlib import Path
@@ -11,105 +10,7 @@ from pathlib import Path
 import click
 
 from interpret_rl import registry
-
-
-class UserError(click.ClickException):
-    """A mistake in what the user asked for: one line on stderr, exit code 2."""
-
-    exit_code = 2
-
-
-# "You asked for something that does not exist or cannot be", by the module that defines it.
-USER_ERRORS = {
-    "interpret_rl.registry": ("ModelNotFoundError", "ModelLoadError", "InvalidNameError"),
-    "interpret_rl.names": ("UnknownNameError",),
-    "interpret_rl.rollout": ("InvalidConfigError",),
-    "interpret_rl.envs": ("UnknownEnvError", "UnsupportedSpaceError", "MissingDependencyError"),
-    "interpret_rl.targets": ("TargetError",),
-    "interpret_rl.architectures": ("ArchitectureArgsError",),
-}
-
-
-def user_errors() -> tuple[type[BaseException], ...]:
-    """The error classes of ``USER_ERRORS`` whose modules are loaded: an error of a module never
-    imported cannot have been raised, and importing it here would cost seconds (torch) on the
-    way to a one-line message."""
-    return tuple(getattr(sys.modules[module], name) for module, names in USER_ERRORS.items()
-                 if module in sys.modules for name in names)
-
-
-@contextlib.contextmanager
-def bad_request_is_a_user_error():
-    """Inside the block a ``ValueError`` from checking the request becomes one line and exit 2."""
-    try:
-        yield
-    except ValueError as err:
-        if isinstance(err, user_errors()):
-            raise  # InterpretRLGroup already turns these into exit 2
-        raise UserError(str(err)) from None
-
-
-# A full, read-only or forbidden destination is the machine's state, not a bug: one line, exit 1.
-DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
-               errno.EEXIST, errno.ENOTDIR, errno.EISDIR)  # the last three: a file where a folder must be
-
-
-class InterpretRLGroup(click.Group):
-    """Turns the library's "you asked for something that does not exist" errors into exit code 2,
-    and a full or read-only disk into one line (every write is atomic: the previous file is kept)."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except user_errors() as err:
-            raise UserError(str(err)) from None
-        except OSError as err:
-            if err.errno not in DISK_ERRNOS:
-                raise
-            raise click.ClickException(f"cannot write {err.filename or 'a file'}: {err.strerror} "
-                                       f"(what was there before is kept)") from None
-
-    def get_command(self, ctx, name):
-        from interpret_rl.option_checks import attach  # --seed, --device, --lr... checked as parsed
-
-        command = super().get_command(ctx, name)
-        if command is None and add_plugin_commands(self):  # a name of ours needs no plugin loaded
-            command = super().get_command(ctx, name)
-        return attach(command) if command is not None else None
-
-    def list_commands(self, ctx):
-        add_plugin_commands(self)  # --help lists plugin commands too
-        return super().list_commands(ctx)
-
-
-_plugin_commands_added = False
-
-
-def add_plugin_commands(group: click.Group) -> bool:
-    """Let plugins add their commands (``register_commands``), once; True the first time.
-
-    Loading plugins imports their modules, so it waits until a command that is not built in is
-    asked for, or the list of commands: a built-in command, e.g. ``models``, starts without them.
-    """
-    global _plugin_commands_added
-    if _plugin_commands_added:
-        return False
-    from interpret_rl.plugin_manager import get_plugin_manager
-
-    _plugin_commands_added = True
-    get_plugin_manager().hook.register_commands(cli=group)
-    return True
-
-
-def _hold_writer_lock(path) -> None:
-    """Be the only process writing model folder ``path`` until this command ends."""
-    click.get_current_context().with_resource(registry.writer_lock(path))
-
-
-@click.group(cls=InterpretRLGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="interpret-rl")
-def cli():
-    """Train A2C agents and compare what explanation methods say they look at."""
+from interpret_rl.cli_base import UserError, cli, hold_writer_lock, positive
 
 
 def _default_preset(env_id: str, presets: dict) -> str:
@@ -122,12 +23,6 @@ def _default_preset(env_id: str, presets: dict) -> str:
     return "breakout" if is_atari(env_id) else "cartpole"
 
 
-def _positive(ctx, param, value):
-    if value is not None and value <= 0:
-        raise click.BadParameter(f"must be positive, got {value}")
-    return value
-
-
 @cli.command()
 @click.option("--algo", type=click.Choice(["a2c", "ppo", "pqn", "dqn"]), default="a2c", show_default=True,
               help="Training algorithm (a Q-learner's agent acts greedily on its Q-values).")
@@ -138,24 +33,24 @@ def _positive(ctx, param, value):
 @click.option("--preset-file", type=click.Path(dir_okay=False), default=None,
               help="Settings file that `tune` writes (studies/<study>-best.json), in place of --preset; "
                    "the other options override it.")
-@click.option("--steps", type=int, default=None, callback=_positive, help="Environment steps to train for.")
+@click.option("--steps", type=int, default=None, callback=positive, help="Environment steps to train for.")
 @click.option("--name", default=None, help="Registry name of the model (default: <env>-<algo>).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
-@click.option("--num-envs", type=int, default=None, callback=_positive, help="Parallel environments.")
-@click.option("--n-steps", type=int, default=None, callback=_positive, help="Steps per env per update.")
-@click.option("--lr", type=float, default=None, callback=_positive, help="Learning rate.")
+@click.option("--num-envs", type=int, default=None, callback=positive, help="Parallel environments.")
+@click.option("--n-steps", type=int, default=None, callback=positive, help="Steps per env per update.")
+@click.option("--lr", type=float, default=None, callback=positive, help="Learning rate.")
 @click.option("--architecture", default=None,
               help="Network: mlp, nature-cnn or one a plugin registers (default: by observation shape).")
 @click.option("--architecture-arg", "architecture_args", multiple=True, metavar="KEY=VALUE",
               help="An argument of the network's constructor, e.g. hidden=[128,128] (JSON where it parses, "
                    "else text; repeatable; added to the preset's). See docs/methods-api.md, Architectures.")
 @click.option("--target-return", type=float, default=None, help="Stop once the 100-episode mean reaches this.")
-@click.option("--torch-threads", type=int, default=None, callback=_positive,
+@click.option("--torch-threads", type=int, default=None, callback=positive,
               help="Torch threads (default: all cores for images, 1 for vectors; 1 each when runs share cores).")
 @click.option("--tensorboard", is_flag=True, help="Also write TensorBoard scalars.")
 @click.option("--keep-checkpoints", is_flag=True, help="Keep a weight snapshot at every checkpoint.")
-@click.option("--checkpoint-every", type=int, default=None, callback=_positive, help="Steps between checkpoints.")
+@click.option("--checkpoint-every", type=int, default=None, callback=positive, help="Steps between checkpoints.")
 @click.option("--eval-episodes", type=int, default=10, show_default=True, help="Evaluate after training (0: skip).")
 @click.option("--force", is_flag=True, help="Overwrite an existing model of the same name.")
 @click.option("--resume", default=None, metavar="NAME",
@@ -187,7 +82,7 @@ def train(algo, env_id, preset, preset_file, steps, name, seed, device, num_envs
     out_dir = registry.user_models_dir() / name
     main_rank = Ranks().is_main  # under torchrun only rank 0 checks, saves and evaluates
     if main_rank:
-        _hold_writer_lock(out_dir)
+        hold_writer_lock(out_dir)
     if main_rank and (out_dir / registry.META).exists() and not force:
         raise UserError(f"model {name!r} already exists at {out_dir}; pick another --name or pass --force")
     if device.startswith("cuda"):
@@ -265,7 +160,7 @@ def _resume(name, steps, device, tensorboard, eval_episodes, quiet, torch_thread
     if registry.is_bundled(out_dir):
         raise UserError(f"--resume {name}: bundled models are read-only; train your own with --name")
     if Ranks().is_main:
-        _hold_writer_lock(out_dir)
+        hold_writer_lock(out_dir)
     agent = registry.load_agent(out_dir, device=device)
     saved = agent.meta.get("config")
     if not isinstance(saved, dict):
@@ -335,7 +230,7 @@ def plot_training_curve(model_dir: Path) -> Path | None:
 
 @cli.command(name="evaluate")
 @click.argument("model")
-@click.option("--episodes", type=int, default=10, show_default=True, callback=_positive)
+@click.option("--episodes", type=int, default=10, show_default=True, callback=positive)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--greedy", is_flag=True, help="Take the most likely action instead of sampling.")
 @click.option("--record", type=click.Path(dir_okay=False, writable=True), default=None,
@@ -354,7 +249,7 @@ def evaluate_command(model, episodes, seed, greedy, record, device, save):
         path = registry.resolve(model)
         if registry.is_bundled(path):
             raise UserError(f"{model} is a bundled model; its meta.json is part of the package and is not changed")
-        _hold_writer_lock(path)
+        hold_writer_lock(path)
     agent = registry.load_agent(model, device=device)
     result = evaluate(agent, episodes=episodes, seed=seed, deterministic=greedy, record_first=bool(record))
     click.echo(f"{agent.name}: {agent.env_id}, {episodes} episodes, "
@@ -384,23 +279,6 @@ def models():
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
 
 
-def _comma_list(ctx, param, value):
-    if value is None:
-        return None
-    items = [item.strip() for item in value.split(",") if item.strip()]
-    if not items:
-        raise click.BadParameter("give at least one name")
-    return items
-
-
-def _check_device(device: str) -> None:
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
-
-
 def _one_line_plugin_warnings() -> None:
     """Show a broken plugin as one line on stderr instead of Python's two-line warning format."""
     import warnings
@@ -423,7 +301,6 @@ def main() -> None:
     cli(prog_name="interpret-rl")
 
 
-# The explanation commands (compare, video), the listings (plugins, methods, metrics), `atlas` and the
-# `prior` group live in their own modules; importing them adds them to ``cli``. At the bottom because
-# they import ``cli`` and the helpers above.
+# The explanation commands (compare, video), the listings (plugins, methods, metrics), `atlas`, `import`,
+# `tune` and the `prior` group live in their own modules; importing them adds them to ``cli``.
 from interpret_rl import cli_atlas, cli_explain, cli_import, cli_plugins, cli_prior, cli_tune  # noqa: E402,F401

@@ -7,19 +7,19 @@ import time
 import click
 
 from interpret_rl import registry
-from interpret_rl.cli import UserError, _positive, cli
+from interpret_rl.cli_base import UserError, cli, positive
 
 
 @cli.command(name="atlas")
 @click.argument("model")
 @click.option("--layer", default="conv3", show_default=True, help="A layer with positions (a conv layer).")
-@click.option("--nmf", type=int, default=None, callback=_positive,
+@click.option("--nmf", type=int, default=None, callback=positive,
               help="Show K NMF groups of the layer's activations instead of its channels.")
-@click.option("--states", type=int, default=1000, show_default=True, callback=_positive,
+@click.option("--states", type=int, default=1000, show_default=True, callback=positive,
               help="Real states of the agent's own play to measure on (cached per agent).")
-@click.option("--steps", type=int, default=256, show_default=True, callback=_positive,
+@click.option("--steps", type=int, default=256, show_default=True, callback=positive,
               help="Optimisation steps for the images (all units in one batch).")
-@click.option("--diversity", type=int, default=1, show_default=True, callback=_positive,
+@click.option("--diversity", type=int, default=1, show_default=True, callback=positive,
               help="Optimised images per unit.")
 @click.option("--prior", type=click.Choice(["auto", "none"]), default="auto", show_default=True,
               help="Optimise through the agent's learned prior where it has one (auto), or the pixels.")

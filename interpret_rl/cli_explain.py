@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from interpret_rl import registry
-from interpret_rl.cli import UserError, _check_device, _comma_list, _positive, bad_request_is_a_user_error, cli
+from interpret_rl.cli_base import UserError, bad_request_is_a_user_error, check_device, cli, comma_list, positive
 
 
 def _default_compare_model() -> str:
@@ -20,12 +20,12 @@ def _default_compare_model() -> str:
 @cli.command(name="compare")
 @click.option("--model", default=None, help="Registered model or model folder "
               "(default: breakout-a2c when registered, else cartpole-a2c).")
-@click.option("--models", default=None, callback=_comma_list, metavar="A,B,...",
+@click.option("--models", default=None, callback=comma_list, metavar="A,B,...",
               help="Several agents of one env side by side on the same states pooled from their play "
                    "(columns agent x method; agreement, CKA, per-frame share; targets default to action).")
-@click.option("--methods", "method_names", default="saliency,optim", show_default=True, callback=_comma_list,
+@click.option("--methods", "method_names", default="saliency,optim", show_default=True, callback=comma_list,
               help="Comma-separated methods (see `interpret-rl methods`).")
-@click.option("--targets", default=None, callback=_comma_list,
+@click.option("--targets", default=None, callback=comma_list,
               help="Comma-separated targets: action, action:FIRE, value, conv3:5, conv3:5:3:4 "
                    "(default: every action, then the value).")
 @click.option("--collect", "--frames", "frames", type=click.IntRange(min=1), default=None,
@@ -39,7 +39,7 @@ def _default_compare_model() -> str:
 @click.option("--out", default="compare-out", show_default=True, help="Folder for grid.png, report.html, results.json.")
 @click.option("-o", "--option", "option_args", multiple=True, metavar="NAME.FIELD=VALUE",
               help="A method or metric option, e.g. -o optim.steps=64 or -o deletion.steps=10 (repeatable).")
-@click.option("--metrics", "metric_names", default=None, callback=_comma_list, metavar="NAME,NAME|all",
+@click.option("--metrics", "metric_names", default=None, callback=comma_list, metavar="NAME,NAME|all",
               help="Also score every explanation with these metrics (see docs/methods-api.md), e.g. "
                    "deletion,insertion,randomization, or all; they cost more than the explanations themselves.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds observation collection and the methods.")
@@ -79,7 +79,7 @@ def compare_command(model, models, method_names, targets, frames, sample, observ
         if metric_options and not metrics:
             raise ValueError(f"options given for metric {', '.join(metric_options)}, but no --metrics asked for")
         prepare_methods(method_names, options)  # a misspelled method: one line before torch is imported
-    _check_device(device)
+    check_device(device)
     if threads:
         import torch
 
@@ -177,14 +177,14 @@ def methods_command(verbose):
 
 @cli.command(name="video")
 @click.option("--model", default="cartpole-a2c", show_default=True, help="Registered model or model folder.")
-@click.option("--methods", "method_names", default="saliency,perturbation", show_default=True, callback=_comma_list,
+@click.option("--methods", "method_names", default="saliency,perturbation", show_default=True, callback=comma_list,
               help="Comma-separated attribution methods, one panel each (see `interpret-rl methods`).")
 @click.option("--steps", type=int, default=200, show_default=True, help="Steps to play: one frame each.")
 @click.option("--out", default="video.mp4", show_default=True, help="Video file: .mp4 or .gif.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the game, the actions and the methods.")
 @click.option("-o", "--option", "option_args", multiple=True, metavar="METHOD.FIELD=VALUE",
               help="A method option, e.g. -o saliency.samples=8 (repeatable).")
-@click.option("--fps", type=int, default=15, show_default=True, callback=_positive, help="Frames per second.")
+@click.option("--fps", type=int, default=15, show_default=True, callback=positive, help="Frames per second.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 def video_command(model, method_names, steps, out, seed, option_args, fps, device):
     """Play an episode and write a video of each method's actor (blue) and critic (red) maps."""
@@ -198,7 +198,7 @@ def video_command(model, method_names, steps, out, seed, option_args, fps, devic
         path = check_video_path(out)
         options = parse_option_args(list(option_args))
         prepare_video_methods(method_names, options)
-    _check_device(device)
+    check_device(device)
     import torch
 
     torch.set_num_threads(1)  # one observation per call: more threads only spin (see compare --threads)

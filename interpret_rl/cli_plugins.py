@@ -6,7 +6,7 @@ import dataclasses
 
 import click
 
-from interpret_rl.cli import cli
+from interpret_rl.cli_base import cli
 
 
 def _echo_table(rows: list[tuple[str, ...]], details: list[str | None] | None = None) -> None:

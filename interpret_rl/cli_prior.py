@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from interpret_rl import registry
-from interpret_rl.cli import _positive, bad_request_is_a_user_error, cli
+from interpret_rl.cli_base import bad_request_is_a_user_error, cli, positive
 
 
 @cli.group(name="prior")
@@ -15,13 +15,13 @@ def prior_group():
 
 @prior_group.command(name="train")
 @click.argument("model")
-@click.option("--steps", type=int, default=None, callback=_positive, help="Adam updates  [default: 3000]")
-@click.option("--minutes", type=float, default=14.0, show_default=True, callback=_positive,
+@click.option("--steps", type=int, default=None, callback=positive, help="Adam updates  [default: 3000]")
+@click.option("--minutes", type=float, default=14.0, show_default=True, callback=positive,
               help="Stop training after this many minutes, whatever --steps says (the default keeps the "
                    "training within 15 minutes on 2 busy cores: the bundled prior did 2,751 steps in 14; "
                    "collecting the real states the first time adds minutes).")
-@click.option("--latent-dim", type=int, default=None, callback=_positive, help="Size of the latent code  [default: 32]")
-@click.option("--pool-size", type=int, default=None, callback=_positive,
+@click.option("--latent-dim", type=int, default=None, callback=positive, help="Size of the latent code  [default: 32]")
+@click.option("--pool-size", type=int, default=None, callback=positive,
               help="Real states of the agent's own play, and as many again with exploration  [default: 1000]")
 @click.option("--epsilon", type=click.FloatRange(0, 1), default=None,
               help="Share of random actions in the exploring games  [default: 0.1]")

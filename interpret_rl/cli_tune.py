@@ -8,7 +8,7 @@ import sys
 import click
 
 from interpret_rl import registry
-from interpret_rl.cli import UserError, cli
+from interpret_rl.cli_base import UserError, cli
 from interpret_rl.option_checks import OptionError
 
 
