@@ -242,10 +242,11 @@ class QNetwork(nn.Module):
 
     trunk: nn.Module
 
-    def _finish_init(self, features: int, n_actions: int, n_quantiles: int = 1) -> None:
+    def _finish_init(self, features: int, n_actions: int, n_quantiles: int = 1, orthogonal: bool = True) -> None:
         self.n_quantiles = n_quantiles
         self.q = nn.Linear(features, n_actions * n_quantiles)
-        orthogonal_init(self, math.sqrt(2))
+        if orthogonal:
+            orthogonal_init(self, math.sqrt(2))
 
     def preprocess(self, obs: torch.Tensor) -> torch.Tensor:
         return obs.float()
@@ -267,15 +268,17 @@ class MLPQNetwork(QNetwork):
         the stabilising instead).
     :param activation: ``"relu"`` or ``"tanh"``.
     :param n_quantiles: quantiles per action (QR-DQN); Q is their mean.
+    :param orthogonal: False keeps PyTorch's default initialisation of the linear layers, as the
+        DQN networks of SB3 and CleanRL have it (their CartPole settings were tuned with it).
     """
 
     def __init__(self, obs_dim: int, n_actions: int, hidden: Sequence[int] = (256, 256), layer_norm: bool = True,
-                 activation: str = "relu", n_quantiles: int = 1):
+                 activation: str = "relu", n_quantiles: int = 1, orthogonal: bool = True):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation {activation!r} is not one of {sorted(ACTIVATIONS)}")
         self.trunk = mlp_trunk(obs_dim, hidden, activation, layer_norm)
-        self._finish_init(hidden[-1] if hidden else obs_dim, n_actions, n_quantiles)
+        self._finish_init(hidden[-1] if hidden else obs_dim, n_actions, n_quantiles, orthogonal)
 
 
 class NatureCNNQNetwork(QNetwork):

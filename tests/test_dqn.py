@@ -124,3 +124,16 @@ def test_dqn_learns_cartpole_within_a_small_budget():
     config = config_from_preset("cartpole", total_steps=10_240, exploration_fraction=8_000 / 10_240, seed=0,
                                 log_every_steps=10**9)
     assert train(config).mean_return > 40
+
+
+def test_a_q_network_without_orthogonal_init_keeps_pytorchs_default_linear_init():
+    torch.manual_seed(0)
+    default = MLPQNetwork(4, 2, hidden=[256, 256], layer_norm=False, orthogonal=False)
+    torch.manual_seed(0)
+    reference = torch.nn.Linear(4, 256)  # the first layer draws first from the same seed
+    torch.testing.assert_close(default.trunk.fc1.weight, reference.weight, rtol=0, atol=0)
+    # PyTorch's default is uniform within 1 / sqrt(fan_in); orthogonal sqrt(2) on the 256-wide
+    # output layer reaches well past it
+    bound = 1 / 256 ** 0.5
+    assert default.q.weight.abs().max() <= bound
+    assert MLPQNetwork(4, 2, hidden=[256, 256], layer_norm=False).q.weight.abs().max() > bound
