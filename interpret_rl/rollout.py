@@ -40,6 +40,7 @@ from interpret_rl.training_checks import (
     check_network_fits,
     check_rollout_size,
     check_run_state,
+    check_saved_config,
 )
 from interpret_rl.training_log import TrainingLog, next_multiple
 
@@ -160,6 +161,7 @@ def config_from_preset(config_class: type[TrainingConfig], presets: dict[str, di
 
 def config_from_meta(config_class: type[TrainingConfig], saved: dict, **overrides: Any) -> TrainingConfig:
     """The config a model was trained with (its meta.json ``config``), with ``overrides``."""
+    check_saved_config(config_class, saved)  # a crafted meta.json: one line instead of a TypeError
     known = {f.name for f in fields(config_class)}
     return config_class(**{**{k: v for k, v in saved.items() if k in known}, **overrides})
 

@@ -143,3 +143,41 @@ def _same_kind(value, own) -> bool:
     if own is None or isinstance(own, (int, float)):  # counters and physics, None until set (CartPole's
         return value is None or _is_number(value)     # steps_beyond_terminated)
     return value == own  # strings and the like (render_mode) are the run's own, never the file's
+
+
+def check_saved_config(config_class, saved) -> None:
+    """Raise ``InvalidConfigError`` unless each field of meta.json's ``config`` that
+    ``config_class`` knows has the field's type (a crafted ``"lr": "x"`` failed inside ``validate``
+    with a TypeError); the ranges are ``validate``'s."""
+    import dataclasses
+    import typing
+
+    from interpret_rl.rollout import InvalidConfigError
+
+    if not isinstance(saved, dict):
+        raise InvalidConfigError("meta.json's config must be an object")
+    hints = typing.get_type_hints(config_class)
+    for field in dataclasses.fields(config_class):
+        if field.name in saved and not _has_type(saved[field.name], hints[field.name]):
+            raise InvalidConfigError(f"meta.json's config {field.name}={saved[field.name]!r}: "
+                                     f"must be {_type_name(hints[field.name])}")
+
+
+def _has_type(value, kind) -> bool:
+    import types
+    import typing
+
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        return any(_has_type(value, option) for option in typing.get_args(kind))
+    if kind is type(None):
+        return value is None
+    if kind is float:
+        return _is_number(value)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(kind, type) and isinstance(value, kind)
+
+
+def _type_name(kind) -> str:
+    return " or ".join(getattr(option, "__name__", str(option)).replace("NoneType", "null")
+                       for option in (getattr(kind, "__args__", None) or (kind,)))

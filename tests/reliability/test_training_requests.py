@@ -105,3 +105,23 @@ def test_the_untouched_resume_state_resumes(run, isolated_home, trained):
     result = run("train", "--resume", "t", "--steps", "160", "--quiet", "--eval-episodes", "0")
     assert result.exit_code == 0, result.output
     assert registry.read_meta(isolated_home / "models" / "t")["steps_trained"] == 160
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"lr": "x"}, "config lr='x': must be float"),
+    ({"num_envs": "8"}, "config num_envs='8': must be int"),
+    ({"gamma": None}, "config gamma=None: must be float"),
+    ({"keep_checkpoints": 1}, "config keep_checkpoints=1: must be bool"),
+    ({"architecture_args": [1]}, "config architecture_args=[1]: must be dict"),
+    ({"n_steps": 10**9}, "transitions per rollout, more than the limit"),
+])
+def test_a_tampered_training_config_is_refused_in_one_line_before_training(run, isolated_home, trained, change,
+                                                                           message):
+    folder = isolated_home / "models" / "t"
+    shutil.copytree(trained, folder)
+    meta = json.loads((folder / registry.META).read_text())
+    meta["config"].update(change)
+    (folder / registry.META).write_text(json.dumps(meta))
+    result = run("train", "--resume", "t", "--steps", "160", "--quiet", "--eval-episodes", "0")
+    _one_error(result, message)
+    assert registry.read_meta(folder)["steps_trained"] == 80
