@@ -1,4 +1,4 @@
-"""The explanation commands of ``interpret-rl``: compare, methods and video."""
+"""The explanation commands of ``interpret-rl``: compare and video."""
 
 from __future__ import annotations
 
@@ -151,28 +151,6 @@ def _compare_checkpoints(model, method_names, targets, frames, observations_file
         click.echo(f"  step {step:>12,}  {sum(compared.method_seconds(m.name) for m in compared.methods):7.2f} s  "
                    f"{f'{failed} failed cells' if failed else 'ok'}")
     click.echo(f"wrote {', '.join(p.name for p in paths.values())} to {out_dir}")
-
-
-@cli.command(name="methods")
-@click.option("-v", "--verbose", is_flag=True, help="Also list each method's options with their defaults.")
-def methods_command(verbose):
-    """List the registered explanation methods: name, kind, plugin, description."""
-    import dataclasses
-
-    from interpret_rl.methods import method_plugins, registered_methods
-    from interpret_rl.plugin_manager import load_errors
-
-    methods, plugins = registered_methods(), method_plugins()
-    rows = [("NAME", "KIND", "PLUGIN", "DESCRIPTION")]
-    rows += [(name, method.kind, plugins[name], method.description) for name, method in methods.items()]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    for row, (_name, method) in zip(rows, [(None, None)] + list(methods.items())):
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths)) + "  " + row[3])
-        if verbose and method is not None:
-            fields = [f"{f.name}={f.default!r}" for f in dataclasses.fields(method.Options)]
-            click.echo(f"    options: {', '.join(fields) or 'none'}")
-    for name, reason in load_errors.items():
-        click.echo(f"plugin {name} failed to load: {reason}", err=True)
 
 
 @cli.command(name="video")
