@@ -152,3 +152,22 @@ def test_a_strangers_plugin_passes_the_shipped_checks_outside_the_repository(tmp
     line = next(line for line in listing.stdout.splitlines() if line.startswith("stranger "))
     assert line.split()[1:3] == ["stranger-plugin", "0.1"]
     assert "register_architectures, register_commands, register_methods, register_metrics" in line
+
+
+@pytest.mark.slow
+def test_a_broken_plugin_costs_one_line_and_plugins_says_why(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    install(site, "interpret_rl_no_such_module", "broken-plugin", None, "broken")
+    env = {**os.environ, "PYTHONPATH": str(site), "INTERPRET_RL_STRICT_PLUGINS": "0", "OMP_NUM_THREADS": "1",
+           "INTERPRET_RL_HOME": str(tmp_path / "home")}
+    methods = subprocess.run([sys.executable, "-m", "interpret_rl", "methods"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert methods.returncode == 0 and "saliency" in methods.stdout
+    assert [line for line in methods.stderr.splitlines() if "broken" in line] == [
+        "warning: interpret-rl plugin 'broken' (interpret_rl_no_such_module) failed to load: "
+        "ModuleNotFoundError: No module named 'interpret_rl_no_such_module'"]
+    listing = subprocess.run([sys.executable, "-m", "interpret_rl", "plugins"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=300)
+    line = next(line for line in listing.stdout.splitlines() if line.startswith("broken "))
+    assert "FAILED: ModuleNotFoundError" in line
