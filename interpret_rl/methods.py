@@ -181,6 +181,11 @@ def build_options(what: str, name: str, options_class: type, options: dict[str, 
             values[key] = convert_option(raw, hints[key])
         except ValueError as err:
             raise ValueError(f"option {name}.{key}: {err}") from None
+    from interpret_rl.option_checks import check_option_value
+
+    declared = {f.name: f for f in dataclasses.fields(options_class)}
+    for key, value in values.items():  # the ranges its Options declare (option_checks.bounded)
+        check_option_value(f"{name}.{key}", value, declared[key])
     return options_class(**values)
 
 

@@ -15,6 +15,7 @@ from interpret_rl.blur import gaussian_blur
 from interpret_rl.hookspecs import hookimpl
 from interpret_rl.lazy import lazy_module
 from interpret_rl.methods import Explanation, Method, NotApplicableError, seeded_rng
+from interpret_rl.option_checks import MAX_COPIES, MAX_SEED, bounded
 from interpret_rl.target_forward import prepare, target_function
 from interpret_rl.targets import Target, resolve_layer
 
@@ -49,11 +50,11 @@ class IntegratedGradients(Method):
 
     @dataclass
     class Options:
-        n_steps: int = 32
+        n_steps: int = bounded(32, at_least=1, at_most=MAX_COPIES)
         baseline: str = "zero"
         """zero, blur (a blurred copy of each frame) or mean (of the observations)."""
-        blur: float = 5.0
-        internal_batch_size: int = 128
+        blur: float = bounded(5.0, at_least=0)
+        internal_batch_size: int = bounded(128, at_least=1, at_most=MAX_COPIES)
         """Interpolated inputs per forward pass."""
 
     def explain(self, agent, target: Target, observations: torch.Tensor) -> Explanation:
@@ -120,13 +121,13 @@ class Occlusion(Method):
 
     @dataclass
     class Options:
-        window: tuple[int, ...] = ()
+        window: tuple[int, ...] = bounded((), at_least=1)
         """Window shape; empty = (1, 8, 8) for frame stacks (one frame at a time), (1,) for vectors."""
-        stride: tuple[int, ...] = ()
+        stride: tuple[int, ...] = bounded((), at_least=1)
         """Window step; empty = (1, 4, 4) for frame stacks, (1,) for vectors."""
         baseline: str = "zero"
-        blur: float = 5.0
-        batch: int = 64
+        blur: float = bounded(5.0, at_least=0)
+        batch: int = bounded(64, at_least=1, at_most=MAX_COPIES)
         """Occluded copies of each observation per forward pass."""
 
     def explain(self, agent, target: Target, observations: torch.Tensor) -> Explanation:
@@ -162,7 +163,7 @@ class DeepLift(Method):
     @dataclass
     class Options:
         baseline: str = "zero"
-        blur: float = 5.0
+        blur: float = bounded(5.0, at_least=0)
 
     def explain(self, agent, target: Target, observations: torch.Tensor) -> Explanation:
         opts = self.options
@@ -195,14 +196,14 @@ class GradientShap(Method):
 
     @dataclass
     class Options:
-        samples: int = 16
+        samples: int = bounded(16, at_least=1, at_most=MAX_COPIES)
         """Random (baseline, path point) draws per observation."""
         baseline: str = "zero"
         """zero, blur, mean, or batch (the observations themselves as the baseline distribution)."""
-        blur: float = 5.0
-        stdevs: float = 0.0
+        blur: float = bounded(5.0, at_least=0)
+        stdevs: float = bounded(0.0, at_least=0)
         """Std of Gaussian noise added to each draw, in observation units."""
-        seed: int = 0
+        seed: int = bounded(0, at_least=0, at_most=MAX_SEED)
 
     def explain(self, agent, target: Target, observations: torch.Tensor) -> Explanation:
         opts = self.options

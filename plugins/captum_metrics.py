@@ -20,6 +20,7 @@ from interpret_rl.hookspecs import hookimpl
 from interpret_rl.lazy import lazy_module
 from interpret_rl.methods import Explanation, Method
 from interpret_rl.metrics import Metric, MetricResult, explain_holding_actions
+from interpret_rl.option_checks import MAX_COPIES, MAX_SEED, bounded
 from interpret_rl.targets import Target, actions_for, target_scores
 
 torch = lazy_module("torch")
@@ -50,11 +51,11 @@ class Infidelity(Metric):
 
     @dataclass
     class Options:
-        samples: int = 10
+        samples: int = bounded(10, at_least=1, at_most=MAX_COPIES)
         """Noise samples per observation."""
-        noise: float = 0.05
+        noise: float = bounded(0.05, at_least=0)
         """Noise std relative to each observation's value range (max - min)."""
-        seed: int = 0
+        seed: int = bounded(0, at_least=0, at_most=MAX_SEED)
         """Seed of the noise."""
 
     def evaluate(self, agent, method: Method, target: Target, observations: torch.Tensor,
@@ -95,11 +96,11 @@ class Sensitivity(Metric):
 
     @dataclass
     class Options:
-        samples: int = 10
+        samples: int = bounded(10, at_least=1, at_most=MAX_COPIES)
         """Perturbed copies per observation."""
-        radius: float = 0.02
+        radius: float = bounded(0.02, at_least=0)
         """L-inf radius relative to each observation's value range (max - min)."""
-        seed: int = 0
+        seed: int = bounded(0, at_least=0, at_most=MAX_SEED)
         """Seed of the perturbations."""
 
     def evaluate(self, agent, method: Method, target: Target, observations: torch.Tensor,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from interpret_rl.hookspecs import hookimpl
 from interpret_rl.lazy import lazy_module
 from interpret_rl.methods import Explanation, Method
+from interpret_rl.option_checks import MAX_SEED, bounded
 from interpret_rl.target_forward import prepare
 from interpret_rl.targets import Target, actions_for, target_scores
 
@@ -33,7 +34,7 @@ class RandomMap(Method):
 
     @dataclass
     class Options:
-        seed: int = 0
+        seed: int = bounded(0, at_least=0, at_most=MAX_SEED)
         """Seed of the noise."""
 
     def explain(self, agent, target: Target, observations: torch.Tensor) -> Explanation:

@@ -32,6 +32,7 @@ from typing import Literal
 from interpret_rl.hookspecs import hookimpl
 from interpret_rl.lazy import lazy_module
 from interpret_rl.methods import Explanation, Method
+from interpret_rl.option_checks import bounded
 from interpret_rl.targets import Target, chosen_actions
 
 torch = lazy_module("torch")
@@ -88,18 +89,18 @@ class MinimalEdit(Method):
 
     @dataclass
     class Options:
-        pixels: int = 40
+        pixels: int = bounded(40, at_least=0)
         """At most this many entries of the observation change (a pixel of one stacked frame)."""
-        l1: float = 2000.0
+        l1: float = bounded(2000.0, at_least=0)
         """At most this total absolute change, in the observation's units (0..255 grey levels for
         Atari: 2000 is 40 pixels moved about 50 levels); 0 = no L1 bound."""
         direction: Literal["auto", "raise", "lower"] = "auto"
         """raise: make the agent prefer the target action / raise the target; lower: the opposite;
         auto: lower an action where the agent already prefers it, raise it elsewhere (values: raise)."""
-        margin: float = 0.1
+        margin: float = bounded(0.1, at_least=0)
         """Action targets: stop raising once the action's logit leads the others by this much."""
-        steps: int = 150
-        lr: float = 0.02
+        steps: int = bounded(150, at_least=1)
+        lr: float = bounded(0.02, above=0)
         """Adam learning rate, in units of the space's range per entry (of the real data's where unbounded)."""
 
         def __post_init__(self):

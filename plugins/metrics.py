@@ -58,6 +58,7 @@ from interpret_rl.hookspecs import hookimpl
 from interpret_rl.lazy import lazy_module
 from interpret_rl.methods import Explanation, Method
 from interpret_rl.metrics import Metric, MetricResult, bootstrap_interval
+from interpret_rl.option_checks import MAX_COPIES, MAX_SEED, bounded
 from interpret_rl.targets import Target, actions_for, target_scores
 
 torch = lazy_module("torch")
@@ -116,24 +117,24 @@ class _Curve(Metric):
 
     @dataclass
     class Options:
-        steps: int = 20
+        steps: int = bounded(20, at_least=1, at_most=MAX_COPIES)
         """Points after the start, each replacing 1/steps of the units (capped at the number of units)."""
         baseline: str = "blur"
         """What replaces a removed unit: blur (the blurred frame; zero for vectors) or zero."""
-        blur: float = 5.0
+        blur: float = bounded(5.0, at_least=0)
         """Std in pixels of the Gaussian blur of the blur baseline."""
         per_frame: bool = False
         """Frames: order single (frame, y, x) elements instead of pixels summed over the stack."""
         absolute: bool = False
         """Order by |attribution| instead of the signed value."""
-        min_gap: float = 0.1
+        min_gap: float = bounded(0.1, at_least=0)
         """An observation is undefined unless s_obs - s_base >= min_gap * the score's range on the
         random-order curves (max(|s_obs|, |s_base|) without them)."""
-        chance_orders: int = 3
+        chance_orders: int = bounded(3, at_least=0, at_most=MAX_COPIES)
         """Random unit orders averaged for the chance level (0: no chance level)."""
-        seed: int = 0
+        seed: int = bounded(0, at_least=0, at_most=MAX_SEED)
         """Seed of the random orders."""
-        batch: int = 64
+        batch: int = bounded(64, at_least=1, at_most=MAX_COPIES)
         """Perturbed observations per forward pass."""
 
     def evaluate(self, agent, method: Method, target: Target, observations: torch.Tensor,

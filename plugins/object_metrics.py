@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from interpret_rl.hookspecs import hookimpl
 from interpret_rl.lazy import lazy_module
 from interpret_rl.metrics import Metric, MetricResult
+from interpret_rl.option_checks import bounded
 from interpret_rl.targets import actions_for, target_scores
 
 np = lazy_module("numpy")
@@ -105,7 +106,7 @@ class Pointing(Metric):
 
     @dataclass
     class Options:
-        tolerance: float = 3.0
+        tolerance: float = bounded(3.0, at_least=0)
         """Distance in observation pixels (84x84) from the object that still counts as a hit."""
 
     def evaluate(self, agent, method, target, observations, explanation, ground_truth=None) -> MetricResult:

@@ -38,6 +38,7 @@ from interpret_rl.honest_numbers import describe_synthesis, real_reference, scor
 from interpret_rl.hookspecs import hookimpl
 from interpret_rl.lazy import lazy_module
 from interpret_rl.methods import Explanation, Method, seeded_rng
+from interpret_rl.option_checks import MAX_COPIES, MAX_SEED, bounded
 from interpret_rl.targets import (
     Target,
     chosen_actions,
@@ -137,48 +138,48 @@ class Optim(Method):
 
     @dataclass
     class Options:
-        steps: int = 256
-        lr: float = 0.05
+        steps: int = bounded(256, at_least=1)
+        lr: float = bounded(0.05, above=0)
         """Adam learning rate (on lucent's spectrum for frames, on the logits z for vectors)."""
-        seed: int = 0
-        jitter: int = 4
+        seed: int = bounded(0, at_least=0, at_most=MAX_SEED)
+        jitter: int = bounded(4, at_least=0)
         """Frames: random shift of up to this many pixels each step (0 = off)."""
-        scale: float = 0.05
+        scale: float = bounded(0.05, at_least=0, below=1)
         """Frames: random zoom of up to ± this fraction each step (0 = off)."""
-        examples: int = 9
+        examples: int = bounded(9, at_least=0, at_most=MAX_COPIES)
         """How many dataset examples (the real states exciting the target most) to show."""
-        pool: int = 1000
+        pool: int = bounded(1000, at_least=0, at_most=MAX_COPIES)
         """Real states of the agent's own play to measure against (``interpret_rl.pool``, collected once
         per agent and cached): dataset examples, the target's real range, realism. 0: the observations
         given instead (no held-out states)."""
         prior: Literal["auto", "none"] = "auto"
         """Frames: optimise the latent code of the agent's learned prior (``interpret-rl prior train``)
         where one exists (``auto``), so the frame stays one the game could show; ``none``: the pixels."""
-        prior_weight: float = 0.0
+        prior_weight: float = bounded(0.0, at_least=0)
         """Prior path: weight of ``|z|^2 / 2`` (the prior's log-density) against the target, whose score
         counts in units of its real spread (best real minus median real). Measured on breakout-a2c
         (benchmarks/README.md): 0.1 and 0.3 pulled the codes towards the mean code, whose frame is a
         blurred average and no real state, and the targets below the best real state; realism is
         kept by ``realism`` instead."""
-        realism: float = 0.9
+        realism: float = bounded(0.9, at_least=0, at_most=1)
         """Prior path: keep, per image, the highest-scoring frame met along the way whose nearest-real
         ratio is at most this quantile of the held-out real states' ratios (needs ``pool`` > 0; 0: keep
         the last frame, however far from the real states)."""
-        ceiling: float = 3.0
+        ceiling: float = bounded(3.0, at_least=0)
         """Prior path: frames whose target exceeds this multiple of the best real state (where that is not
         positive: of its excess over the real median) are not kept; activations far outside the real range
         describe inputs the agent never meets (0: no ceiling)."""
         keep_detail: bool = True
         """Prior path: add back what the prior cannot draw of the starting real state (its reconstruction
         error: the ball, sharp edges), so the first frame is that real state and the decoder edits it."""
-        widen: float = 0.1
+        widen: float = bounded(0.1, at_least=0)
         """Vectors: unbounded features may go this fraction of the real range beyond it."""
         start: Literal["real", "gray"] = "real"
         """Frames: start from the mean of the real observations (``real``) or from lucent's
         uniform gray (``gray``; on a trained Atari agent often a dead-ReLU plateau)."""
-        diversity: int = 1
+        diversity: int = bounded(1, at_least=1, at_most=MAX_COPIES)
         """Images per target (K); above 1 the K images are pushed apart by Olah et al.'s diversity term."""
-        diversity_weight: float = 10.0
+        diversity_weight: float = bounded(10.0, at_least=0)
         """Weight of the diversity term, relative to the size of the target's own score (measured on a
         random Nature CNN, conv2:3, 24 steps: 1 left the images as alike as 0 did, 10 cut the Gram
         similarity of 3 images from 2.0 to 1.1 for 30% less activation, 100 to 0.6 for 85% less)."""

@@ -32,6 +32,7 @@ from interpret_rl.blur import gaussian_blur
 from interpret_rl.hookspecs import hookimpl
 from interpret_rl.lazy import lazy_module
 from interpret_rl.methods import Explanation, Method
+from interpret_rl.option_checks import MAX_COPIES, bounded
 from interpret_rl.targets import Target, actions_for, target_scores
 
 torch = lazy_module("torch")
@@ -210,18 +211,18 @@ class Perturbation(Method):
 
     @dataclass
     class Options:
-        stride: int = 5
+        stride: int = bounded(5, at_least=1)
         """Pixels between mask centres."""
-        radius: float = 5.0
+        radius: float = bounded(5.0, above=0)
         """Std of the Gaussian mask in pixels."""
-        blur: float = 3.0
+        blur: float = bounded(3.0, at_least=0)
         """Std of the blur the mask blends in."""
         per_frame: bool = True
         """Perturb each stacked frame on its own: one map per frame, so the report shows which frame
         of the stack the target reads (4x the forward passes); false blurs all frames together."""
         baseline: str = "zero"
         """Vectors only: replace a feature by 'zero' or by its 'mean' over the observations."""
-        chunk: int = 256
+        chunk: int = bounded(256, at_least=1, at_most=MAX_COPIES)
         """Perturbed observations per forward pass (split evenly; with the Nature-CNN first-layer
         shortcut, whole rows of mask centres, at least one row)."""
 

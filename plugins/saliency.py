@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from interpret_rl.hookspecs import hookimpl
 from interpret_rl.lazy import lazy_module
 from interpret_rl.methods import Explanation, Method
+from interpret_rl.option_checks import MAX_COPIES, MAX_SEED, bounded
 from interpret_rl.targets import Target, actions_for, target_scores
 
 torch = lazy_module("torch")
@@ -36,11 +37,11 @@ class Saliency(Method):
     class Options:
         absolute: bool = True
         """Take |gradient| (per sample, before averaging, as captum's NoiseTunnel does)."""
-        samples: int = 0
+        samples: int = bounded(0, at_least=0, at_most=MAX_COPIES)
         """SmoothGrad noisy copies per observation; 0 = the plain gradient."""
-        noise: float = 0.15
+        noise: float = bounded(0.15, at_least=0)
         """SmoothGrad noise std relative to each observation's value range (max - min)."""
-        seed: int = 0
+        seed: int = bounded(0, at_least=0, at_most=MAX_SEED)
         """Seed of the SmoothGrad noise."""
 
     def explain(self, agent, target: Target, observations: torch.Tensor) -> Explanation:
