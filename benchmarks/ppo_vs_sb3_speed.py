@@ -82,8 +82,8 @@ def main() -> None:
     for env, steps, sb3 in cases:
         rates: dict[str, list[float]] = {"ours": [], "sb3": []}
         for repeat in range(args.repeats):
-            for name, run in (("ours", lambda: ours(env, steps)), ("sb3", lambda: sb3(steps))):
-                rates[name].append(run())
+            for name in ("ours", "sb3"):
+                rates[name].append(ours(env, steps) if name == "ours" else sb3(steps))
                 print(f"{env} repeat {repeat}: {name:4s} {rates[name][-1]:7.0f} steps/s", flush=True)
         median = {name: statistics.median(values) for name, values in rates.items()}
         per_repeat = ", ".join(f"{o / s:.2f}" for o, s in zip(rates["ours"], rates["sb3"]))
