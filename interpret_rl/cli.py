@@ -252,8 +252,9 @@ def evaluate_command(model, episodes, seed, greedy, record, device, save):
         hold_writer_lock(path)
     agent = registry.load_agent(model, device=device)
     result = evaluate(agent, episodes=episodes, seed=seed, deterministic=greedy, record_first=bool(record))
+    policy = "greedy" if result.deterministic else "stochastic"
     click.echo(f"{agent.name}: {agent.env_id}, {episodes} episodes, "
-               f"{'greedy' if greedy else 'stochastic'} policy: score {result.mean:.2f} +/- {result.std:.2f} "
+               f"{policy} policy: score {result.mean:.2f} +/- {result.std:.2f} "
                f"(min {min(result.scores):g}, max {max(result.scores):g})")
     if record:
         write_video(result.frames, record)

@@ -50,6 +50,7 @@ def evaluate(agent: Agent, episodes: int = 10, seed: int = 0, deterministic: boo
     """
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
+    deterministic = deterministic or agent.is_q_learner  # a Q-learner acts greedily (Agent.act): say so
     num_envs = num_envs or min(episodes, 8)
     quotas = np.full(num_envs, episodes // num_envs)
     quotas[: episodes % num_envs] += 1

@@ -107,6 +107,9 @@ def test_cli_trains_pqn_with_a_q_network_and_evaluates_greedily(run, isolated_ho
     meta = json.loads((isolated_home / "models" / "cartpole-pqn" / "meta.json").read_text())
     assert meta["algo"] == "pqn" and meta["architecture"] == "mlp-q" and meta["steps_trained"] == 1024
     assert "epsilon" in (isolated_home / "models" / "cartpole-pqn" / "training_curve.csv").read_text().splitlines()[0]
+    assert meta["evaluation"]["policy"] == "greedy"  # what a Q-learner plays, not "stochastic"
+    evaluated = run("evaluate", "cartpole-pqn", "--episodes", "2")
+    assert evaluated.exit_code == 0 and "greedy policy" in evaluated.output, evaluated.output
     result = run("train", "--resume", "cartpole-pqn", "--steps", "2048", "--quiet", "--eval-episodes", "0")
     assert result.exit_code == 0, result.output
     assert json.loads((isolated_home / "models" / "cartpole-pqn" / "meta.json").read_text())["steps_trained"] == 2048
