@@ -65,11 +65,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(err, OSError) and err.filename is None:  # a write on a full disk names no file:
+            raise OSError(err.errno, err.strerror, str(path)) from err  # say which one could not be written
         raise
     fsync_dir(path.parent)
 

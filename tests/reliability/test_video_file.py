@@ -76,3 +76,20 @@ def test_a_video_onto_a_full_disk_is_one_line_keeps_the_previous_file_and_leaves
     assert len(errors) == 1 and "No space left on device" in errors[0], output
     assert target.read_bytes() == b"the previous video"
     assert sorted(p.name for p in full_disk.iterdir()) == sorted(["filler", target.name])
+
+
+def test_a_full_disk_error_names_the_file_that_could_not_be_written(full_disk):
+    """Every atomic write (reports, results.json, videos) says which file a full disk stopped: the
+    write itself raises ENOSPC with no file name, and "cannot write a file" helps nobody."""
+    import errno
+
+    from interpret_rl.atomic import atomic_write_bytes
+
+    target = full_disk / "results.json"
+    target.write_bytes(b"previous")
+    _fill(full_disk)
+    with pytest.raises(OSError) as raised:
+        atomic_write_bytes(target, b"x" * 200_000)
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(target)
+    assert target.read_bytes() == b"previous"
+    assert sorted(p.name for p in full_disk.iterdir()) == ["filler", "results.json"]
