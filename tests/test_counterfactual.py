@@ -80,7 +80,7 @@ def test_value_is_raised(cnn_agent, atari_observations):
 
 
 def test_bad_budget_is_refused():
-    with pytest.raises(ValueError, match="edit.pixels and edit.l1 must be >= 0"):
+    with pytest.raises(ValueError, match="edit.pixels=-1: must be at least 0"):
         build_method("edit", {"pixels": "-1"})
 
 

@@ -47,5 +47,5 @@ def test_k_distinct_images_per_target(cnn_agent, atari_observations):
 
 
 def test_diversity_must_be_positive():
-    with pytest.raises(ValueError, match="optim.diversity must be at least 1, got 0"):
+    with pytest.raises(ValueError, match="optim.diversity=0: must be at least 1"):
         build_method("optim", {"diversity": "0"})

@@ -20,11 +20,18 @@ def test_the_console_script_is_the_one_that_quiets_a_start_up_ctrl_c():
     assert "interpret-rl = interpret_rl.console:main" in scripts.splitlines()
 
 
+def _ctrl_c_as_in_a_terminal():
+    """A shell starts background jobs (CI's, `nohup ... &`) with SIGINT ignored, and the child would
+    inherit that: Python then installs no handler and a Ctrl-C does nothing at all. Restore it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("after", [0.3, 0.6, 1.0, 1.5])
 def test_ctrl_c_during_start_up_is_one_line_without_a_traceback(after, isolated_home):
     process = subprocess.Popen([sys.executable, "-m", "interpret_rl", "train", "--env", "CartPole-v1", "--steps",
                                 "100000", "--name", "early", "--quiet", "--eval-episodes", "0"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=_ctrl_c_as_in_a_terminal)
     time.sleep(after)
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=120)
