@@ -1,4 +1,4 @@
-"""interpret-rl: train A2C agents and compare what explanation methods say they look at.
+"""interpret-rl: train RL agents (A2C, PPO, PQN, DQN) and compare what explanation methods say they look at.
 
 The public names below are imported on first use (PEP 562), so ``import interpret_rl`` and the
 command line start without torch: ``interpret_rl.train`` imports the trainer when first read.

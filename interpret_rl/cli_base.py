@@ -109,7 +109,8 @@ def hold_writer_lock(path) -> None:
 @click.group(cls=InterpretRLGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="interpret-rl")
 def cli():
-    """Train A2C agents and compare what explanation methods say they look at."""
+    """Train RL agents (A2C, PPO, PQN, DQN; or import SB3 / CleanRL ones) and see what they look at: explanation
+    methods side by side, judged against the game's ground truth."""
 
 
 def positive(ctx, param, value):
