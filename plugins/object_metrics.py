@@ -30,6 +30,7 @@ from interpret_rl.hookspecs import hookimpl
 from interpret_rl.lazy import lazy_module
 from interpret_rl.metrics import Metric, MetricResult
 from interpret_rl.option_checks import bounded
+from interpret_rl.similarity import rank_correlation
 from interpret_rl.targets import actions_for, target_scores
 
 np = lazy_module("numpy")
@@ -215,8 +216,7 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
     """Spearman's rho with average ranks for ties; None with fewer than 3 items or a constant side."""
     if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return None
-    ra, rb = _ranks(np.asarray(a, float)), _ranks(np.asarray(b, float))
-    return float(np.corrcoef(ra, rb)[0, 1])
+    return rank_correlation(torch.as_tensor(np.asarray(a, float)), torch.as_tensor(np.asarray(b, float)))
 
 
 def kendall(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -228,16 +228,6 @@ def kendall(a: np.ndarray, b: np.ndarray) -> float | None:
     upper = np.triu_indices(len(a), 1)
     da, db = da[upper], db[upper]
     return float((da * db).sum() / np.sqrt((da != 0).sum() * (db != 0).sum()))
-
-
-def _ranks(x: np.ndarray) -> np.ndarray:
-    order = np.argsort(x, kind="stable")
-    ranks = np.empty(len(x))
-    ranks[order] = np.arange(len(x), dtype=float)
-    for value in np.unique(x):  # ties share their average rank
-        tied = x == value
-        ranks[tied] = ranks[tied].mean()
-    return ranks
 
 
 def _distance_map(oy, ox, yy, xx) -> np.ndarray:
