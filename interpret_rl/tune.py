@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import signal
 import threading
@@ -377,6 +378,13 @@ def optimize(request: TuneRequest, echo: Callable[[str], None]):
         stopping.set()
         echo("stopping after the running trial's next update (Ctrl-C again to stop at once) ...")
 
+    # The trial a signal stops ends as failed by design; Optuna would log that with a traceback.
+    # Our own "interrupted: ..." line says what happened, so its failure logs are dropped then.
+    def quiet_when_stopping(record) -> bool:
+        return not stopping.is_set()
+
+    optuna_trial_logger = logging.getLogger("optuna.study._optimize")
+    optuna_trial_logger.addFilter(quiet_when_stopping)
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         study.optimize(lambda trial: _objective(trial, request, stopping), n_trials=remaining,
@@ -387,6 +395,7 @@ def optimize(request: TuneRequest, echo: Callable[[str], None]):
     except (TuneInterrupted, KeyboardInterrupt):
         stopping.set()
     finally:
+        optuna_trial_logger.removeFilter(quiet_when_stopping)
         for s, handler in previous.items():
             signal.signal(s, handler)
     if stopping.is_set():
