@@ -154,6 +154,26 @@ def make_single_env(env_id: str, kwargs: dict, render_mode: str | None = None) -
     return env
 
 
+def channel_names(env_id: str) -> list[str] | None:
+    """Names of the observation's channels where they are object layers, not stacked frames: MinAtar's
+    (Breakout: paddle, ball, trail, brick, from the game's own ``channels``); ``None`` for others."""
+    if not is_minatar(env_id):
+        return None
+    if env_id not in _CHANNEL_NAMES:  # making the env imports minatar: once per id
+        env = make_single_env(env_id, {})
+        try:
+            channels = getattr(env.unwrapped.game.env, "channels", None) or {}
+            count = env.observation_space.shape[0]
+        finally:
+            env.close()
+        by_index = {index: name for name, index in channels.items()}
+        _CHANNEL_NAMES[env_id] = [by_index.get(i, f"channel {i}") for i in range(count)]
+    return list(_CHANNEL_NAMES[env_id])
+
+
+_CHANNEL_NAMES: dict[str, list[str]] = {}
+
+
 def action_meanings(env_id: str, env: gym.Env) -> list[str]:
     """A readable name per discrete action, or per dimension of a continuous action."""
     space = env.action_space

@@ -13,8 +13,8 @@ The score a trial maximises (in return units, so a score of 500 on CartPole-v1 i
 The running average of that curve is reported to Optuna at each of the points, so the pruner
 stops trials whose curve lags the others' at the same point. Every finished trial also gets cheap
 explanation numbers as user attributes (``explain.share``: the share of gradient saliency per
-observation feature or frame; ``explain.deletion``: the deletion AUC) and a saliency picture as an
-Optuna artifact.
+observation feature, MinAtar object channel or stacked frame; ``explain.deletion``: the deletion
+AUC) and a saliency picture as an Optuna artifact.
 
 Storage: a journal file ``<home>/studies/<study>.log`` by default (several processes, also on a
 shared disk, can work on one study; a stopped study resumes), or any Optuna storage URL.
@@ -239,7 +239,7 @@ def run_trial(trial, request: TuneRequest, stopping: threading.Event) -> float:
 
 
 def explain_trial(trial, agent, folder: Path, request: TuneRequest) -> None:
-    """Saliency of the chosen action over a few states: share per feature (or frame) and deletion AUC
+    """Saliency of the chosen action over a few states: share per feature (channel, frame) and deletion AUC
     as user attributes, the picture as an artifact. An explanation failure never fails the trial."""
     try:
         attrs, picture = explanation_numbers(agent, folder, request)
@@ -258,12 +258,18 @@ def explain_trial(trial, agent, folder: Path, request: TuneRequest) -> None:
 
 
 def unit_names(agent) -> tuple[str, list[str]]:
-    """What one unit of attribution share is: a feature of a vector, a frame of a stack."""
+    """What one unit of attribution share is: a feature of a vector, an object channel of a MinAtar
+    grid (named by the game), a frame of an Atari stack."""
+    from interpret_rl.envs import channel_names
+
     shape = agent.observation_space.get("shape") or []
     if len(shape) == 1:
         names = FEATURE_NAMES.get(agent.env_id)
         return "feature", names if names and len(names) == shape[0] else [f"obs[{i}]" for i in range(shape[0])]
     count = shape[0] if shape else 1
+    channels = channel_names(agent.env_id)
+    if channels is not None and len(channels) == count:
+        return "channel", channels
     return "frame", [f"frame {i}" + (" (newest)" if i == count - 1 else "") for i in range(count)]
 
 
@@ -294,7 +300,8 @@ def explanation_numbers(agent, folder: Path, request: TuneRequest) -> tuple[dict
 
 
 def draw_saliency(path: Path, names: list[str], share: list[float], mean_map, kind: str, title: str) -> None:
-    """Bar chart of the share per unit; for frames also the mean saliency map of the newest frame."""
+    """Bar chart of the share per unit; for images also the mean saliency map of the newest frame (or,
+    for object channels, summed over the channels)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -307,8 +314,9 @@ def draw_saliency(path: Path, names: list[str], share: list[float], mean_map, ki
     axes[0][0].set_xlabel(f"share of |saliency| per {kind}")
     axes[0][0].set_xlim(0, 1)
     if images:
-        axes[0][1].imshow(mean_map[-1].numpy(), cmap="inferno")
-        axes[0][1].set_title("mean |saliency|, newest frame", fontsize=9)
+        frames = kind == "frame"
+        axes[0][1].imshow((mean_map[-1] if frames else mean_map.sum(0)).numpy(), cmap="inferno")
+        axes[0][1].set_title(f"mean |saliency|, {'newest frame' if frames else 'all channels'}", fontsize=9)
         axes[0][1].axis("off")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()

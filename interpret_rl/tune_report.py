@@ -155,7 +155,8 @@ def write_report(study, path: Path, artifacts_dir: Path, summary: dict) -> Path:
         if data:
             parts.append(f"<img src='data:image/png;base64,{data}'>")
     parts.append("<h2>What the agents look at</h2><p class='note'>Gradient saliency of the chosen action over "
-                 "a few states of each trial's agent: the share of |saliency| per observation feature (or frame). "
+                 "a few states of each trial's agent: the share of |saliency| per observation feature, MinAtar "
+                 "object channel (paddle, ball...) or stacked Atari frame. "
                  "Deletion: area under the action-probability curve as the most salient units are removed "
                  "(lower: the map found what matters).</p>")
     share_plot = _share_plot(complete)

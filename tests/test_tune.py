@@ -110,6 +110,25 @@ def test_docs_show_the_spaces_the_code_searches():
 
 # --- the learning-curve reporter ---------------------------------------------------------------
 
+def test_minatar_shares_are_per_named_object_channel_and_atari_per_frame(tmp_path):
+    # MinAtar's (C, 10, 10) channels are object layers (Breakout: paddle, ball, trail, brick), not a
+    # stack of frames; its shares used to be labelled "frame 0" ... "frame 3 (newest)".
+    pytest.importorskip("minatar")
+    from types import SimpleNamespace
+
+    from interpret_rl import a2c
+
+    agent = a2c.train(a2c.config_from_preset("minatar", total_steps=80, num_envs=4, log_every_steps=10**9)).agent
+    request = tune.TuneRequest(env_id=agent.env_id, algo="a2c", trials=1, budget=80, study="s", storage="",
+                               space={}, explain_states=3)
+    attrs, picture = tune.explanation_numbers(agent, tmp_path, request)
+    assert attrs["explain.unit"] == "channel"
+    assert list(attrs["explain.share"]) == ["paddle", "ball", "trail", "brick"]
+    assert attrs["explain.top"] in attrs["explain.share"] and picture.stat().st_size > 0
+    atari = SimpleNamespace(env_id="ALE/Breakout-v5", observation_space={"shape": [4, 84, 84]})
+    assert tune.unit_names(atari) == ("frame", ["frame 0", "frame 1", "frame 2", "frame 3 (newest)"])
+
+
 def test_reporter_reads_the_curve_at_even_points_and_reports_the_running_mean():
     study, trial = in_memory_trial()
     reporter = tune.CurveReporter(trial, budget=2000, stopping=threading.Event())
