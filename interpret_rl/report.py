@@ -205,6 +205,19 @@ class CellRenderer:
                                   f"'Synthetic images' below the grid" if examples else "no dataset examples")
 
 
+def strip_legend(env_id: str) -> str:
+    """What left to right means in a strip: MinAtar's channels are object layers (named by the game),
+    not a stack of frames as in Atari."""
+    from interpret_rl.envs import channel_names
+
+    channels = channel_names(env_id)
+    if channels:
+        return (f"The observation's channels are object layers, not frames; left to right: {', '.join(channels)}. "
+                "Each method that can tell them apart draws a map per channel")
+    return ("Frames of a stack run oldest to newest, left to right; each method that can tell the frames apart "
+            "draws a map per frame")
+
+
 def _colourbar_png(signed: bool = True) -> bytes:
     fig = Figure(figsize=(3.6, 0.55), dpi=100)
     canvas = FigureCanvasAgg(fig)
@@ -303,8 +316,8 @@ def render_html(result: ComparisonResult, rows: list[tuple], is_image: bool) -> 
                "<figcaption>absolute maps (no value below 0): 0 … 1</figcaption></figure>"
                f"<figure class='bar'><img src='{bars[True]}' alt='diverging colour scale from -1 to 1'>"
                "<figcaption>signed maps: −1 … 1</figcaption></figure>"
-               f"<p>{esc(SCALE_LABEL)}. Frames of a stack run oldest to newest, left to right; each method "
-               "that can tell the frames apart draws a map per frame. Click a picture to enlarge it, click again "
+               f"<p>{esc(SCALE_LABEL)}. {esc(strip_legend(result.env_id))}. "
+               "Click a picture to enlarge it, click again "
                "to close it.</p></div>")
     out.append("<div class='scroll'><table class='grid'><tr><th>target / observation</th><th>observation</th>")
     out += [f"<th>{esc(m.name)}<br><small>{esc(m.description)}</small></th>" for m in result.methods]
