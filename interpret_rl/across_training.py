@@ -24,22 +24,20 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from interpret_rl.agent import Agent
-from interpret_rl.atomic import atomic_write_bytes, atomic_write_text
+from interpret_rl.atomic import atomic_write_bytes, atomic_write_text, check_output_dir
 from interpret_rl.compare import ComparisonResult, MethodInfo, compare, prepare_methods, prepare_targets
+from interpret_rl.html_page import image_html, json_safe
 from interpret_rl.observations import check_observations, collect_observations, save_observations
 from interpret_rl.report import (
     HTML_ZOOM,
     CellRenderer,
     RenderedCell,
-    _frames,
-    _grey,
-    _image_html,
-    _json_safe,
-    _overlay,
-    _strip,
-    check_output_dir,
+    grey_rgb,
+    overlay_heat,
     render_grid,
     render_html,
+    side_by_side,
+    split_frames,
 )
 from interpret_rl.targets import Target, chosen_actions, parse_target
 
@@ -215,15 +213,16 @@ class StripCellRenderer(CellRenderer):
 
     def observation(self, x: np.ndarray) -> np.ndarray:
         if self.is_image:
-            return _strip([_grey(_frames(x)[-1], self.lo, self.hi)])
+            return side_by_side([grey_rgb(split_frames(x)[-1], self.lo, self.hi)])
         return super().observation(x)
 
     def attribution(self, x: np.ndarray, values: np.ndarray, scale: float) -> np.ndarray:
         if not self.is_image:
             return super().attribution(x, values, scale)
-        summed = sum(_frames(values))
+        summed = sum(split_frames(values))
         peak = float(np.abs(summed).max())
-        return _strip([_overlay(_grey(_frames(x)[-1], self.lo, self.hi), summed / (peak if peak > 0 else 1.0))])
+        newest = grey_rgb(split_frames(x)[-1], self.lo, self.hi)
+        return side_by_side([overlay_heat(newest, summed / (peak if peak > 0 else 1.0))])
 
 
 def checkpoint_rows(comparison: CheckpointComparison) -> list[tuple[str, object, int, list[RenderedCell]]]:
@@ -297,7 +296,7 @@ def render_checkpoint_section(comparison: CheckpointComparison, rows: list[tuple
     for method, target, i, cells in rows:
         out.append(f"<tr><th class='row'>{esc(method)}<br>{esc(target.label)}<br><small>obs {i}</small></th>")
         for rendered in cells:
-            image = _image_html(rendered.image, zoom) if rendered.image is not None else ""
+            image = image_html(rendered.image, zoom) if rendered.image is not None else ""
             klass = " class='error'" if rendered.error else ""
             out.append(f"<td><figure>{image}<figcaption{klass}>{esc(rendered.caption)}</figcaption></figure></td>")
         out.append("</tr>")
@@ -319,10 +318,9 @@ def write_checkpoint_report(comparison: CheckpointComparison, out_dir: str | os.
              "observations": out_dir / "observations.npz"}
     atomic_write_bytes(paths["checkpoints"], render_checkpoint_strip(comparison, strip))
     atomic_write_bytes(paths["grid"], render_grid(newest, rows))
-    page = render_html(newest, rows, renderer.is_image)
     section = render_checkpoint_section(comparison, strip, renderer.is_image)
-    atomic_write_text(paths["html"], page.replace("</body></html>", section + "</body></html>"))
+    atomic_write_text(paths["html"], render_html(newest, rows, renderer.is_image, more=[section]))
     data = {**newest.to_dict(), "checkpoints": comparison.to_dict()}
-    atomic_write_text(paths["json"], json.dumps(_json_safe(data), indent=2, allow_nan=False))
+    atomic_write_text(paths["json"], json.dumps(json_safe(data), indent=2, allow_nan=False))
     save_observations(paths["observations"], comparison.observations)
     return paths

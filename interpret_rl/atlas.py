@@ -17,8 +17,6 @@ Per unit (a channel, or a direction from ``layer_nmf``), over a pool of real sta
 
 from __future__ import annotations
 
-import base64
-import io
 import os
 import time
 from collections.abc import Callable
@@ -186,13 +184,3 @@ def write_atlas(atlas: Atlas, out_dir: str | os.PathLike) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "atlas.html", render_atlas_html(atlas))
     return out / "atlas.html"
-
-
-def png_data_uri(image: np.ndarray) -> str:
-    """``(H, W)`` or ``(H, W, 3)`` uint8 -> a ``data:image/png;base64,...`` URI."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-

@@ -11,7 +11,8 @@ import html
 
 import numpy as np
 
-from interpret_rl.atlas import Atlas, AtlasUnit, png_data_uri
+from interpret_rl.atlas import Atlas, AtlasUnit
+from interpret_rl.html_page import data_uri, page, png_bytes
 
 ZOOM = 2
 RED = np.array([230, 30, 30], dtype=np.uint8)
@@ -85,7 +86,7 @@ def heat_over_frame(atlas: Atlas, unit: AtlasUnit, background: np.ndarray) -> np
 
 def _img(image: np.ndarray, alt: str, zoom: int = ZOOM) -> str:
     height, width = image.shape[:2]
-    return (f'<img src="{png_data_uri(image)}" alt="{html.escape(alt)}" width="{width * zoom}" '
+    return (f'<img src="{data_uri(png_bytes(image))}" alt="{html.escape(alt)}" width="{width * zoom}" '
             f'height="{height * zoom}">')
 
 
@@ -128,12 +129,10 @@ def render_atlas_html(atlas: Atlas) -> str:
     timing = ", ".join(f"{k} {v:.1f} s" for k, v in atlas.seconds.items())
     size, jump, offset = atlas.field
     cards = "\n".join(_card(atlas, unit, background, feed_scale) for unit in atlas.units)
-    return f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>atlas of {html.escape(atlas.layer)}</title>
-<style>{STYLE}</style></head><body>
-<h1>{html.escape(atlas.model)}: atlas of {html.escape(atlas.layer)} ({len(atlas.units)} units)</h1>
+    text = f"""<h1>{html.escape(atlas.model)}: atlas of {html.escape(atlas.layer)} ({len(atlas.units)} units)</h1>
 <p>{len(atlas.states)} real states of the agent's own play. Receptive field of a unit: {size}x{size} pixels,
 one every {jump} pixels. Crops and the heat map: newest frame in grey, pixels brighter in the three older
 frames in blue (motion). "What it feeds": each output's gradient times the unit's activation, summed over
 positions and averaged over the states (bars on one scale for the whole page). {html.escape(timing)};
-{html.escape("; ".join(atlas.notes))}.</p>
-<div class=cards>{cards}</div></body></html>"""
+{html.escape("; ".join(atlas.notes))}.</p>"""
+    return page(f"atlas of {atlas.layer}", [text, f"<div class=cards>{cards}</div>"], STYLE)

@@ -23,13 +23,12 @@ per checkpoint, plus the usual files for the newest of them with a section on th
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 import json
-import math
 import os
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +41,7 @@ from matplotlib.figure import Figure
 
 from interpret_rl.atomic import atomic_write_bytes, atomic_write_text, check_output_dir
 from interpret_rl.compare import ComparisonResult
+from interpret_rl.html_page import data_uri, image_html, json_safe, page
 from interpret_rl.observations import save_observations
 from interpret_rl.report_metrics import CSS as METRICS_CSS
 from interpret_rl.report_metrics import render_metrics_section
@@ -70,18 +70,6 @@ class RenderedCell:
     error: bool = False
 
 
-def _png(image: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
 def _display_range(space: dict, observations: np.ndarray) -> tuple[float, float]:
     """Grey-level range: the space's uniform bounds (0..255 for Atari), else the data's range."""
     low, high = space.get("low") or [None], space.get("high") or [None]
@@ -91,12 +79,12 @@ def _display_range(space: dict, observations: np.ndarray) -> tuple[float, float]
     return lo, (hi if hi > lo else lo + 1.0)
 
 
-def _frames(x: np.ndarray) -> list[np.ndarray]:
+def split_frames(x: np.ndarray) -> list[np.ndarray]:
     """An image observation ``(C, H, W)`` or ``(H, W)`` -> its 2-D frames."""
     return list(x) if x.ndim == 3 else [x]
 
 
-def _strip(frames_rgb: list[np.ndarray]) -> np.ndarray:
+def side_by_side(frames_rgb: list[np.ndarray]) -> np.ndarray:
     """Frames ``(H, W, 3)`` float 0..1 side by side with white gaps -> uint8 ``(H, W_total, 3)``."""
     height = frames_rgb[0].shape[0]
     gap = np.ones((height, GAP, 3))
@@ -104,7 +92,7 @@ def _strip(frames_rgb: list[np.ndarray]) -> np.ndarray:
     return (np.concatenate(parts, axis=1) * 255).round().astype(np.uint8)
 
 
-def _grey(frame: np.ndarray, lo: float, hi: float) -> np.ndarray:
+def grey_rgb(frame: np.ndarray, lo: float, hi: float) -> np.ndarray:
     grey = np.clip((frame - lo) / (hi - lo), 0, 1)
     return np.repeat(grey[..., None], 3, axis=2)
 
@@ -115,7 +103,7 @@ def heat_colours(heat: np.ndarray, signed: bool) -> np.ndarray:
     return CMAP((np.clip(heat, -1, 1) + 1) / 2) if signed else SEQUENTIAL_CMAP(np.clip(heat, 0, 1))
 
 
-def _overlay(grey: np.ndarray, heat: np.ndarray, signed: bool | None = None) -> np.ndarray:
+def overlay_heat(grey: np.ndarray, heat: np.ndarray, signed: bool | None = None) -> np.ndarray:
     """Heat over a grey frame (``signed`` None: signed when any value is below 0); opacity grows with
     |heat| so weak attribution shows the frame."""
     colour = heat_colours(heat, bool((heat < 0).any()) if signed is None else signed)[..., :3]
@@ -153,7 +141,7 @@ class CellRenderer:
 
     def observation(self, x: np.ndarray) -> np.ndarray:
         if self.is_image:
-            return _strip([_grey(f, self.lo, self.hi) for f in _frames(x)])
+            return side_by_side([grey_rgb(f, self.lo, self.hi) for f in split_frames(x)])
         return _bars(x.reshape(-1), self.names, "0.5", None)
 
     def attribution(self, x: np.ndarray, values: np.ndarray, scale: float) -> np.ndarray:
@@ -161,7 +149,8 @@ class CellRenderer:
         sequential scale when no value is below 0, else the diverging one (all frames alike)."""
         heat, signed = values / scale, bool((values < 0).any())
         if self.is_image:
-            return _strip([_overlay(_grey(f, self.lo, self.hi), h, signed) for f, h in zip(_frames(x), _frames(heat))])
+            return side_by_side([overlay_heat(grey_rgb(f, self.lo, self.hi), h, signed)
+                                 for f, h in zip(split_frames(x), split_frames(heat))])
         flat = heat.reshape(-1)
         return _bars(flat, self.names, heat_colours(flat, signed), (-1.05 if signed else -0.05, 1.05))
 
@@ -273,19 +262,10 @@ def render_grid(result: ComparisonResult, rows: list[tuple]) -> bytes:
     return buffer.getvalue()
 
 
-def _image_html(image: np.ndarray, zoom: int, enlarge: bool = False) -> str:
-    """An ``<img>`` at ``zoom`` times the image's size (pixelated); ``enlarge``: a click toggles it to
-    the window's width and back (the PNG keeps one pixel per frame pixel; the browser scales it)."""
-    size = f'width="{image.shape[1] * zoom}" height="{image.shape[0] * zoom}"'
-    click = ' class="zoomable" onclick="this.classList.toggle(\'enlarged\')" title="click to enlarge"'
-    click = click if enlarge else ""
-    return f'<img src="{_data_uri(_png(image))}" {size}{click} alt="">'
-
-
-def render_html(result: ComparisonResult, rows: list[tuple], is_image: bool) -> str:
+def comparison_sections(result: ComparisonResult, rows: list[tuple], is_image: bool) -> list[str]:
+    """The sections of a comparison's page, in order: settings, methods, metrics, ground truth, the
+    explanation grid (``rows`` from ``CellRenderer.rows``) and the synthesised inputs."""
     esc = html.escape
-    zoom = HTML_ZOOM if is_image else 1
-    bars = {signed: _data_uri(_colourbar_png(signed)) for signed in (False, True)}
     settings = [
         ("model", result.agent_name), ("model sha256", result.model_sha256 or "unknown (not a saved model)"),
         ("environment", result.env_id),
@@ -295,45 +275,56 @@ def render_html(result: ComparisonResult, rows: list[tuple], is_image: bool) -> 
         ("colour scale", SCALE_LABEL), ("created", result.created),
         ("versions", ", ".join(f"{k} {v}" for k, v in result.versions.items())),
     ]
-    out = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-           f"<title>interpret-rl comparison: {esc(result.agent_name)}</title><style>{CSS}</style></head><body>",
-           f"<h1>{esc(result.agent_name)} on {esc(result.env_id)}</h1><h2>Settings</h2><table class='kv'>"]
-    out += [f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in settings]
-    out.append("</table><h2>Methods</h2><table class='kv'><tr><th>method</th><th>kind</th><th>plugin</th>"
-               "<th>options</th><th>seconds</th><th>outcome</th></tr>")
+    heading = [f"<h1>{esc(result.agent_name)} on {esc(result.env_id)}</h1><h2>Settings</h2><table class='kv'>"]
+    heading += [f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in settings]
+    methods = ["</table><h2>Methods</h2><table class='kv'><tr><th>method</th><th>kind</th><th>plugin</th>"
+               "<th>options</th><th>seconds</th><th>outcome</th></tr>"]
     for m in result.methods:
         errors = result.method_errors(m.name)
         outcome = (f"<span class='error'>{len(errors)} of {len(result.targets)} targets failed: "
                    f"{esc(errors[0])}</span>" if errors else "ok")
         options = ", ".join(f"{k}={v}" for k, v in m.options.items()) or "none"
-        out.append(f"<tr><td>{esc(m.name)}</td><td>{esc(m.kind)}</td><td>{esc(m.plugin)}</td><td>{esc(options)}</td>"
-                   f"<td>{result.method_seconds(m.name):.2f}</td><td>{outcome}</td></tr>")
-    out.append("</table>")
-    out.append(render_metrics_section(result))
-    out.append(render_ground_truth_section(result))
-    out.append("<h2>Explanations</h2><div class='legend'>"
-               f"<figure class='bar'><img src='{bars[False]}' alt='sequential colour scale from 0 to 1'>"
-               "<figcaption>absolute maps (no value below 0): 0 … 1</figcaption></figure>"
-               f"<figure class='bar'><img src='{bars[True]}' alt='diverging colour scale from -1 to 1'>"
-               "<figcaption>signed maps: −1 … 1</figcaption></figure>"
-               f"<p>{esc(SCALE_LABEL)}. {esc(strip_legend(result.env_id))}. "
-               "Click a picture to enlarge it, click again "
-               "to close it.</p></div>")
-    out.append("<div class='scroll'><table class='grid'><tr><th>target / observation</th><th>observation</th>")
+        methods.append(f"<tr><td>{esc(m.name)}</td><td>{esc(m.kind)}</td><td>{esc(m.plugin)}</td>"
+                       f"<td>{esc(options)}</td><td>{result.method_seconds(m.name):.2f}</td><td>{outcome}</td></tr>")
+    methods.append("</table>")
+    return ["\n".join(heading), "\n".join(methods), render_metrics_section(result), render_ground_truth_section(result),
+            _explanations_section(result, rows, is_image) + render_synthesis_section(result, CellRenderer(result))]
+
+
+def _explanations_section(result: ComparisonResult, rows: list[tuple], is_image: bool) -> str:
+    """The colour scales and the grid of maps (the HTML twin of grid.png)."""
+    esc = html.escape
+    zoom = HTML_ZOOM if is_image else 1
+    bars = {signed: data_uri(_colourbar_png(signed)) for signed in (False, True)}
+    out = ["<h2>Explanations</h2><div class='legend'>"
+           f"<figure class='bar'><img src='{bars[False]}' alt='sequential colour scale from 0 to 1'>"
+           "<figcaption>absolute maps (no value below 0): 0 … 1</figcaption></figure>"
+           f"<figure class='bar'><img src='{bars[True]}' alt='diverging colour scale from -1 to 1'>"
+           "<figcaption>signed maps: −1 … 1</figcaption></figure>"
+           f"<p>{esc(SCALE_LABEL)}. {esc(strip_legend(result.env_id))}. "
+           "Click a picture to enlarge it, click again "
+           "to close it.</p></div>",
+           "<div class='scroll'><table class='grid'><tr><th>target / observation</th><th>observation</th>"]
     out += [f"<th>{esc(m.name)}<br><small>{esc(m.description)}</small></th>" for m in result.methods]
     out.append("</tr>")
     for target, i, cells in rows:
         out.append(f"<tr><th class='row'>{esc(target.label)}<br><small>obs {i}</small></th>")
         for rendered in cells:
-            image = _image_html(rendered.image, zoom, enlarge=is_image) if rendered.image is not None else ""
+            image = image_html(rendered.image, zoom, enlarge=is_image) if rendered.image is not None else ""
             klass = " class='error'" if rendered.error else ""
             out.append(f"<td><figure>{image}<figcaption{klass}>{esc(rendered.caption)}</figcaption></figure></td>")
         out.append("</tr>")
-    out.append("</table></div>" + render_synthesis_section(result, CellRenderer(result)))
-    out.append("<p>Also written: grid.png (the same grid as one image), results.json (per method and "
-               "target: seconds, statistics and metrics), observations.npz (rerun with --observations).</p>"
-               "</body></html>")
+    out.append("</table></div>")
     return "\n".join(out)
+
+
+def render_html(result: ComparisonResult, rows: list[tuple], is_image: bool, more: Sequence[str] = ()) -> str:
+    """report.html: the comparison's sections, then ``more`` (e.g. the strips across training), then
+    what else was written."""
+    written = ("<p>Also written: grid.png (the same grid as one image), results.json (per method and "
+               "target: seconds, statistics and metrics), observations.npz (rerun with --observations).</p>")
+    return page(f"interpret-rl comparison: {result.agent_name}",
+                [*comparison_sections(result, rows, is_image), *more, written], CSS)
 
 
 CSS = """body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
@@ -352,17 +343,6 @@ table.metrics td{text-align:right;white-space:nowrap}td.na{color:#888;cursor:hel
 """ + SYNTHESIS_CSS + METRICS_CSS
 
 
-def _json_safe(value):
-    """NaN and infinity -> None (JSON has neither), recursively."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def write_report(result: ComparisonResult, out_dir: str | os.PathLike) -> dict[str, Path]:
     """Write grid.png, report.html, results.json and observations.npz into ``out_dir`` (created if
     missing), each atomically. Returns ``{"grid": path, "html": path, "json": path, "observations": path}``."""
@@ -374,6 +354,6 @@ def write_report(result: ComparisonResult, out_dir: str | os.PathLike) -> dict[s
              "observations": out_dir / "observations.npz"}
     atomic_write_bytes(paths["grid"], render_grid(result, rows))
     atomic_write_text(paths["html"], render_html(result, rows, renderer.is_image))
-    atomic_write_text(paths["json"], json.dumps(_json_safe(result.to_dict()), indent=2, allow_nan=False))
+    atomic_write_text(paths["json"], json.dumps(json_safe(result.to_dict()), indent=2, allow_nan=False))
     save_observations(paths["observations"], result.observations, result.ground_truth)  # objects from RAM too
     return paths

@@ -18,9 +18,10 @@ from pathlib import Path
 
 from interpret_rl.across_agents import MIN_CKA_OBSERVATIONS, AgentComparison
 from interpret_rl.across_training import StripCellRenderer
-from interpret_rl.atomic import atomic_write_text
+from interpret_rl.atomic import atomic_write_text, check_output_dir
+from interpret_rl.html_page import image_html, json_safe, page
 from interpret_rl.observations import save_observations, spread
-from interpret_rl.report import CSS, HTML_ZOOM, _image_html, _json_safe, check_output_dir
+from interpret_rl.report import CSS, HTML_ZOOM
 
 SHOWN = 6  # observations whose maps are drawn (spread over the pooled ones): each is a row of pictures
 
@@ -180,13 +181,13 @@ def _maps_section(comparison: AgentComparison, shown: list[int]) -> str:
             x = observations[i]
             where = f"from {comparison.origins[i]}'s play" + (f", step {facts[i]['step']}" if facts else "")
             out.append(f"<tr><th class='row'>{esc(target.label)}<br><small>obs {i}, {esc(where)}</small></th>"
-                       f"<td><figure>{_image_html(renderers[0].observation(x), zoom, renderers[0].is_image)}"
+                       f"<td><figure>{image_html(renderers[0].observation(x), zoom, renderers[0].is_image)}"
                        "</figure></td>")
             for renderer, result in zip(renderers, comparison.results):
                 policy = result.policy[i]
                 for m in methods:
                     cell = renderer.method_cell(m.name, target.spec, i, x)
-                    image = _image_html(cell.image, zoom, renderer.is_image) if cell.image is not None else ""
+                    image = image_html(cell.image, zoom, renderer.is_image) if cell.image is not None else ""
                     caption = cell.caption if cell.error else f"chose {policy['action']} ({policy['strength']})"
                     klass = " class='error'" if cell.error else ""
                     out.append(f"<td><figure>{image}<figcaption{klass}>{esc(caption)}</figcaption></figure></td>")
@@ -208,16 +209,14 @@ def render_agents_html(comparison: AgentComparison, show: int = SHOWN) -> str:
                 ("metrics", ", ".join(m.name for m in first.metrics) or "none"),
                 ("seed", str(comparison.seed)), ("created", comparison.created),
                 ("versions", ", ".join(f"{k} {v}" for k, v in first.versions.items()))]
-    out = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>interpret-rl: {esc(names)}</title>"
-           f"<style>{CSS}</style></head><body>",
-           f"<h1>{len(comparison.agents)} agents on {esc(comparison.env_id)}</h1><h2>Settings</h2><table class='kv'>"]
+    out = [f"<h1>{len(comparison.agents)} agents on {esc(comparison.env_id)}</h1><h2>Settings</h2><table class='kv'>"]
     out += [f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in settings]
     out += ["</table><h2>Agents</h2>", _agents_table(comparison), _objects_section(comparison),
             _frames_section(comparison), _agreement_section(comparison), _cka_section(comparison),
             "<h2>Run</h2>", _run_table(comparison), _maps_section(comparison, shown),
             "<p>Also written: results.json (every number above, and per agent the full single-agent results), "
-            "observations.npz (rerun with --observations).</p></body></html>"]
-    return "\n".join(out)
+            "observations.npz (rerun with --observations).</p>"]
+    return page(f"interpret-rl: {names}", out, CSS)
 
 
 def write_agents_report(comparison: AgentComparison, out_dir: str | os.PathLike, show: int = SHOWN) -> dict[str, Path]:
@@ -228,6 +227,6 @@ def write_agents_report(comparison: AgentComparison, out_dir: str | os.PathLike,
     paths = {"html": out_dir / "report.html", "json": out_dir / "results.json",
              "observations": out_dir / "observations.npz"}
     atomic_write_text(paths["html"], render_agents_html(comparison, show))
-    atomic_write_text(paths["json"], json.dumps(_json_safe(comparison.to_dict()), indent=2, allow_nan=False))
+    atomic_write_text(paths["json"], json.dumps(json_safe(comparison.to_dict()), indent=2, allow_nan=False))
     save_observations(paths["observations"], comparison.observations, comparison.ground_truth)
     return paths

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import html
 
+from interpret_rl.html_page import image_html
+
 EXAMPLE_ZOOM = 2
 
 
@@ -67,7 +69,7 @@ def honest_lines(extras: dict, j: int) -> list[tuple[str, bool]]:
 def render_synthesis_section(result, renderer) -> str:
     """HTML: per synthesis method and target, every synthetic image with its numbers, then the top
     real states as images. Empty when no method synthesises."""
-    from interpret_rl.report import _grey, _image_html, _strip
+    from interpret_rl.report import grey_rgb, side_by_side  # report imports this module
 
     esc = html.escape
     synthesis = [m for m in result.methods if m.kind == "synthesis"]
@@ -92,7 +94,7 @@ def render_synthesis_section(result, renderer) -> str:
             for j, image in enumerate(explanation.values.detach().cpu().numpy()):
                 lines = "".join(f"<div{' class=error' if warn else ''}>{esc(text)}</div>"
                                 for text, warn in honest_lines(extras, j))
-                out.append(f"<figure class='synth-image'>{_image_html(renderer.observation(image), 2)}"
+                out.append(f"<figure class='synth-image'>{image_html(renderer.observation(image), 2)}"
                            f"<figcaption>{lines}</figcaption></figure>")
             out.append("</div>")
             examples = explanation.examples
@@ -101,8 +103,8 @@ def render_synthesis_section(result, renderer) -> str:
                 out.append(f"<p><small>top {len(examples)} real states for this target</small></p>"
                            "<div class='examples'>")
                 for rank, (state, score) in enumerate(zip(examples.detach().cpu().numpy(), scores), start=1):
-                    newest = _strip([_grey(state[-1], renderer.lo, renderer.hi)])
-                    out.append(f"<figure class='example'>{_image_html(newest, EXAMPLE_ZOOM)}"
+                    newest = side_by_side([grey_rgb(state[-1], renderer.lo, renderer.hi)])
+                    out.append(f"<figure class='example'>{image_html(newest, EXAMPLE_ZOOM)}"
                                f"<figcaption>#{rank}: {_number(score)}</figcaption></figure>")
                 out.append("</div>")
             out.append("</div>")
