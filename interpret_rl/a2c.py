@@ -126,7 +126,9 @@ def make_optimizer(params, config: A2CConfig) -> torch.optim.Optimizer:
         return RMSpropTF(params, lr=config.lr, alpha=config.rmsprop_alpha, eps=config.optimizer_eps)
     if config.optimizer == "rmsprop-torch":
         return torch.optim.RMSprop(params, lr=config.lr, alpha=config.rmsprop_alpha, eps=config.optimizer_eps)
-    return torch.optim.Adam(params, lr=config.lr, eps=config.optimizer_eps)
+    # fused: one kernel for all parameters; on CPU a step of the small MLPs costs a third of the
+    # per-tensor loop's (0.23 vs 0.78 ms, benchmarks/README.md), the same update.
+    return torch.optim.Adam(params, lr=config.lr, eps=config.optimizer_eps, fused=True)
 
 
 class A2C:
