@@ -18,8 +18,8 @@ from pathlib import Path
 
 from interpret_rl import registry
 from interpret_rl.atomic import sha256_file
-from interpret_rl.cli import plot_training_curve
 from interpret_rl.evaluate import evaluate
+from interpret_rl.training_log import plot_training_curve
 
 
 def refresh_curve(model_dir: Path) -> None:

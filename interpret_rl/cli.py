@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
-from pathlib import Path
 
 import click
 
@@ -181,6 +180,7 @@ def _resume(name, steps, device, tensorboard, eval_episodes, quiet, torch_thread
 
 def _finish_training(result, name, out_dir, eval_episodes, seed):
     from interpret_rl.evaluate import evaluate
+    from interpret_rl.training_log import plot_training_curve
 
     plot_training_curve(out_dir)
     line = f"trained {name}: {result.steps:,} steps in {result.seconds:.1f} s"
@@ -194,40 +194,6 @@ def _finish_training(result, name, out_dir, eval_episodes, seed):
     click.echo(f"saved to {out_dir}")
 
 
-def plot_training_curve(model_dir: Path) -> Path | None:
-    """training_curve.csv -> training_curve.png (mean return against env steps)."""
-    import csv
-
-    csv_path = Path(model_dir) / "training_curve.csv"
-    if not csv_path.is_file():
-        return None
-    rows = list(csv.DictReader(csv_path.open()))
-    points = [(int(r["step"]), float(r["ep_rew_mean"])) for r in rows if r["ep_rew_mean"] not in ("", "nan")]
-    if not points:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import io
-
-    import matplotlib.pyplot as plt
-
-    from interpret_rl.atomic import atomic_write_bytes
-
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    ax.plot([p[0] for p in points], [p[1] for p in points])
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("mean return, last 100 games")
-    ax.set_title(Path(model_dir).name)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    atomic_write_bytes(Path(model_dir) / "training_curve.png", buffer.getvalue())
-    return Path(model_dir) / "training_curve.png"
-
-
 @cli.command(name="evaluate")
 @click.argument("model")
 @click.option("--episodes", type=int, default=10, show_default=True, callback=positive)
@@ -239,12 +205,14 @@ def plot_training_curve(model_dir: Path) -> Path | None:
 @click.option("--save", is_flag=True, help="Store the result in the model's meta.json (user models).")
 def evaluate_command(model, episodes, seed, greedy, record, device, save):
     """Play full games with MODEL and report the unclipped score (mean +/- std)."""
-    from interpret_rl.evaluate import evaluate, write_video
+    from interpret_rl.evaluate import evaluate
+    from interpret_rl.video_file import check_video_path, write_video
 
-    if record and Path(record).suffix.lower() not in (".mp4", ".gif"):
-        raise UserError(f"--record {record}: the video file must end in .mp4 or .gif")
-    if record and not Path(record).absolute().parent.is_dir():
-        raise UserError(f"--record {record}: the folder {Path(record).absolute().parent} does not exist")
+    if record:
+        try:
+            record = check_video_path(record)
+        except ValueError as err:
+            raise UserError(f"--record: {err}") from None
     if save:  # checked before any game is played: a bundled model is never written; one writer at a time
         path = registry.resolve(model)
         if registry.is_bundled(path):

@@ -167,7 +167,8 @@ def _compare_checkpoints(model, method_names, targets, frames, observations_file
 def video_command(model, method_names, steps, out, seed, option_args, fps, device):
     """Play an episode and write a video of each method's actor (blue) and critic (red) maps."""
     from interpret_rl.methods import NotApplicableError, parse_option_args
-    from interpret_rl.video import ExplanationFailed, check_video_path, explanation_video, prepare_video_methods
+    from interpret_rl.video import ExplanationFailed, explanation_video, prepare_video_methods
+    from interpret_rl.video_file import check_video_path
 
     if steps < 1:
         raise UserError(f"--steps {steps}: play at least one step")

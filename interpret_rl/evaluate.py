@@ -8,7 +8,6 @@ are not over-counted (taking "the first K games to finish" would bias the mean d
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -94,15 +93,3 @@ def observation_frame(obs: np.ndarray) -> np.ndarray:
         top, bottom = sorted((height // 2, int(height // 2 - v * (height // 2 - 2))))
         image[top:bottom + 1, i * bar + 2:(i + 1) * bar - 2] = 0
     return image
-
-
-def write_video(frames: list[np.ndarray], path: str | Path, fps: int = 30, scale: int = 4) -> Path:
-    """Write frames as .gif or .mp4; gray (H, W) frames are upscaled ``scale`` times (nearest
-    neighbour), RGB (H, W, 3) frames are written as they are."""
-    from interpret_rl.video_file import video_writer
-
-    path = Path(path)
-    with video_writer(path, fps) as writer:  # whole or not at all, also on a full disk
-        for frame in frames:
-            writer.append_data(np.kron(frame, np.ones((scale, scale), dtype=np.uint8)) if frame.ndim == 2 else frame)
-    return path

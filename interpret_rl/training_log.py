@@ -1,4 +1,4 @@
-"""What a training run reports: a progress bar, the CSV training curve, TensorBoard scalars."""
+"""What a training run reports: a progress bar, the CSV training curve (and its plot), TensorBoard scalars."""
 
 from __future__ import annotations
 
@@ -126,3 +126,37 @@ class TrainingLog:
             self._csv_file.close()
         if self._tb is not None:
             self._tb.close()
+
+
+def plot_training_curve(model_dir: str | Path) -> Path | None:
+    """The model's training_curve.csv -> training_curve.png beside it (mean return of the last 100
+    games against environment steps), written atomically; None when there is no curve to draw yet.
+    matplotlib is imported here, not with the module: training and the CLI start without it."""
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from interpret_rl.atomic import atomic_write_bytes
+
+    model_dir = Path(model_dir)
+    csv_path = model_dir / "training_curve.csv"
+    if not csv_path.is_file():
+        return None
+    with csv_path.open(newline="") as f:
+        points = [(int(r["step"]), float(r["ep_rew_mean"])) for r in csv.DictReader(f)
+                  if r["ep_rew_mean"] not in ("", "nan")]
+    if not points:
+        return None
+    fig = Figure(figsize=(6, 3.5), dpi=100)
+    ax = fig.add_subplot()
+    ax.plot([step for step, _ in points], [score for _, score in points])
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("mean return, last 100 games")
+    ax.set_title(model_dir.name)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    FigureCanvasAgg(fig).print_png(buffer)
+    atomic_write_bytes(model_dir / "training_curve.png", buffer.getvalue())
+    return model_dir / "training_curve.png"

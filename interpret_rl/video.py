@@ -19,8 +19,8 @@ units, so a shared scale would blank some out); the maxima are printed in each p
 the square root of the normalised map, so weaker but real attribution stays visible.
 
 The agent plays its stochastic policy, seeded; when an episode ends the next one starts, so a
-video always has exactly ``steps`` frames. Frames are streamed to a temporary file next to the
-output and renamed at the end: a failed run leaves no half-written video.
+video always has exactly ``steps`` frames, written by ``video_file.video_writer``: whole, or not at
+all when the run fails.
 """
 
 from __future__ import annotations
@@ -41,9 +41,8 @@ from interpret_rl.envs import make_vector_env
 from interpret_rl.evaluate import observation_frame
 from interpret_rl.methods import Method, NotApplicableError, seeded_rng
 from interpret_rl.targets import Target, parse_target
-from interpret_rl.video_file import video_writer
+from interpret_rl.video_file import check_video_path, video_writer
 
-SUFFIXES = (".mp4", ".gif")
 ACTOR_CHANNEL, CRITIC_CHANNEL = 2, 0  # blue, red (RGB order)
 ACTOR_TEXT, CRITIC_TEXT = (120, 160, 255), (255, 110, 110)  # readable on the dark background
 BACKGROUND, TEXT = (28, 28, 28), (235, 235, 235)
@@ -72,20 +71,6 @@ class VideoResult:
     critic_target: str
     episode_scores: list[float] = field(default_factory=list)
     """Unclipped scores of the episodes that ended during the video."""
-
-
-def check_video_path(path: str | os.PathLike) -> Path:
-    """``path`` as an absolute ``Path`` if it ends in .mp4 or .gif and can be written; else
-    ``ValueError`` naming the path and the reason (called before any work)."""
-    from interpret_rl.report import check_output_dir
-
-    path = Path(path).expanduser().absolute()
-    if path.suffix.lower() not in SUFFIXES:
-        raise ValueError(f"video file {path.name!r} must end in .mp4 or .gif")
-    if path.is_dir():
-        raise ValueError(f"video file {path} is a folder")
-    check_output_dir(path.parent)  # a writable folder, or one that can be created
-    return path
 
 
 def prepare_video_methods(methods: Sequence[str | Method], options: dict[str, dict[str, Any]] | None) -> list[Method]:

@@ -1,4 +1,5 @@
-"""Videos (.gif, .mp4) reach their file whole or not at all, also on a full disk.
+"""The one video writer: videos (.gif, .mp4; ``evaluate --record``, ``video``) reach their file whole
+or not at all, also on a full disk.
 
 Writing straight into the destination failed in two ways on a full disk: Pillow's GIF writer
 raised, and imageio retried the write when the writer was garbage-collected, printing a second
@@ -12,14 +13,15 @@ destination keeps what it had, or gets the whole new video, and any failure is o
 from __future__ import annotations
 
 import errno
+import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from interpret_rl.atomic import atomic_write_bytes
+from interpret_rl.atomic import atomic_write_bytes, check_output_dir
 
 SUFFIXES = (".gif", ".mp4")
 
@@ -32,6 +34,29 @@ class _Frames:
 
     def append_data(self, frame) -> None:
         self.frames.append(np.asarray(frame))
+
+
+def check_video_path(path: str | os.PathLike) -> Path:
+    """``path`` as an absolute ``Path`` if it ends in .mp4 or .gif and can be written; else
+    ``ValueError`` naming the path and the reason (called before any work)."""
+    path = Path(path).expanduser().absolute()
+    if path.suffix.lower() not in SUFFIXES:
+        raise ValueError(f"video file {path.name!r} must end in .mp4 or .gif")
+    if path.is_dir():
+        raise ValueError(f"video file {path} is a folder")
+    check_output_dir(path.parent)  # a writable folder, or one that can be created
+    return path
+
+
+def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float = 30, scale: int = 4) -> Path:
+    """Write ``frames`` to ``path`` (its folder created if missing); grey ``(H, W)`` frames are
+    upscaled ``scale`` times (nearest neighbour), RGB ``(H, W, 3)`` frames written as they are."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with video_writer(path, fps) as writer:
+        for frame in frames:
+            writer.append_data(np.kron(frame, np.ones((scale, scale), dtype=np.uint8)) if frame.ndim == 2 else frame)
+    return path
 
 
 @contextmanager

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from interpret_rl.atomic import atomic_write_text
-from interpret_rl.evaluate import write_video
+from interpret_rl.video_file import write_video
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from interpret_rl.evaluate import write_video
-from interpret_rl.video_file import mp4_is_complete
+from interpret_rl.video_file import mp4_is_complete, write_video
 
 FRAMES = [np.full((8, 8), i * 20, dtype=np.uint8) for i in range(5)]
 
