@@ -23,7 +23,7 @@ import sys
 
 import numpy as np
 
-OBJECTS = ("ball", "paddle", "bricks", "hud")
+OBJECTS = ("ball", "paddle", "bricks", "hud", "walls")
 
 
 def collect(args) -> None:

@@ -15,6 +15,10 @@ real play); coordinates are raw frame pixels (210 rows x 160 columns), boxes end
   full wall: 108 bits each removed exactly one brick, the other 180 none.
 * HUD: score and lives digits in rows 5-14, x 36-139 (gray); score BCD in RAM[76] (hundreds) and
   RAM[77]; lives RAM[57].
+* Walls: static gray (142): the top wall rows 17-31 across, the side walls x 0-7 and 152-159 from
+  row 17 to 195 (measured on the first frame after a reset). They carry no information, which is
+  why they are scored: perturbation saliency's peak lands on a blurred wall edge in most states of
+  breakout-a2c (benchmarks/README.md), and only a wall object makes that visible.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ BALL_X, BALL_Y, PADDLE_X, PADDLE_HALF_WIDTH, LIVES, SCORE_HIGH, SCORE_LOW = 99, 
 PADDLE_ROW, PADDLE_HEIGHT, BALL_SIZE = 189, 4, (4, 2)
 BRICK_TOP, BRICK_LEFT, BRICK_SIZE, ROWS, COLUMNS = 57, 8, (6, 8), 6, 18
 HUD_BOX: Box = (5, 36, 15, 140)
+WALL_BOXES: tuple[Box, ...] = ((17, 0, 32, 160), (32, 0, 196, 8), (32, 152, 196, 160))  # top, left, right
 # byte group g (RAM[6 g : 6 g + 6], one byte per row) -> {bit: brick column}
 BRICK_BITS = {
     0: {0: 15, 2: 16, 4: 17},
@@ -140,8 +145,8 @@ class ChangeScore(Intervention):
 
 
 class BreakoutDetector(ObjectDetector):
-    objects = ("ball", "paddle", "bricks", *ROW_NAMES, "hud")
-    main_objects = ("ball", "paddle", "bricks", "hud")
+    objects = ("ball", "paddle", "bricks", *ROW_NAMES, "hud", "walls")
+    main_objects = ("ball", "paddle", "bricks", "hud", "walls")
     pointing_objects = ("ball", "paddle")
 
     def boxes(self, ram: np.ndarray) -> dict[str, list[Box]]:
@@ -157,6 +162,7 @@ class BreakoutDetector(ObjectDetector):
             found[ROW_NAMES[row]].append(box)
             found["bricks"].append(box)
         found["hud"].append(HUD_BOX)
+        found["walls"].extend(WALL_BOXES)
         return found
 
     def interventions(self, ram: np.ndarray) -> list[Intervention]:

@@ -12,6 +12,9 @@ are skipped with a message saying so. Masks are per stacked frame; maps are ``|a
 * ``pointing``: the pointing game (Zhang et al. 2016): is the map's maximum (frames summed) within
   ``tolerance`` pixels of the object (any stacked frame)? Value: hit rate over the pointing objects
   present, per observation, averaged. Its chance level is the share of pixels within tolerance.
+  ``peak_on`` says where the peaks land instead: per main object (Breakout: ball, paddle, bricks,
+  hud, walls, in that order of precedence), the share of peaks within tolerance of it, the rest
+  ``elsewhere``.
 * ``interventions``: the causal check. Each object is changed in the emulator (ball or paddle moved,
   a brick row removed, the score changed) and the observation replayed; the effect is how much the
   target moves. Per observation the Spearman rank correlation between how densely the map covers
@@ -60,7 +63,7 @@ class ObjectMass(Metric):
     """Share of |attribution| on each object against the object's share of the pixels."""
 
     name = "objects"
-    description = "share of the map's |mass| on ball, paddle, bricks, HUD vs their pixel share (chance)"
+    description = "share of the map's |mass| on ball, paddle, bricks, HUD, walls vs their pixel share (chance)"
     higher_is_better = True
     needs = frozenset({"objects"})
 
@@ -121,8 +124,11 @@ class Pointing(Metric):
         yy, xx = np.mgrid[0:height, 0:width]
         hits = {name: [] for name in names}
         chance = {name: [] for name in names}
+        landed: list[str | None] = []  # per observation, the first main object the peak is near
         for i, frame_map in enumerate(maps):
             peak = None if frame_map.max() <= 0 else np.unravel_index(np.argmax(frame_map), frame_map.shape)
+            landed.append(None if peak is None else _peak_lands_on(peak, masks, detector.main_objects, i,
+                                                                   self.options.tolerance))
             for name in names:
                 where = masks[name][i].any(0)
                 if not where.any() or peak is None:
@@ -145,8 +151,12 @@ class Pointing(Metric):
         text = [f"{n}: peak within {self.options.tolerance:g} px in {sum(bool(h) for h in hits[n] if h is not None)} "
                 f"of {summary[n]['observations']} observations (chance {_percent(summary[n]['chance'] or 0)})"
                 for n in names]
+        peaks = [name for name in landed if name is not None]
+        peak_on = {name: peaks.count(name) / len(peaks) for name in (*detector.main_objects, "elsewhere")}
+        text.append("peak lands on: " + ", ".join(f"{name} {_percent(share)}" for name, share in peak_on.items()
+                                                  if share > 0))
         return self.result(float(np.mean(defined)), per_observation=per_observation, objects=summary, text=text,
-                            tolerance=self.options.tolerance)
+                           tolerance=self.options.tolerance, peak_on=peak_on, peak_on_per_observation=landed)
 
 
 class Interventions(Metric):
@@ -228,6 +238,16 @@ def kendall(a: np.ndarray, b: np.ndarray) -> float | None:
     upper = np.triu_indices(len(a), 1)
     da, db = da[upper], db[upper]
     return float((da * db).sum() / np.sqrt((da != 0).sum() * (db != 0).sum()))
+
+
+def _peak_lands_on(peak: tuple[int, int], masks: dict[str, np.ndarray], names, i: int, tolerance: float) -> str:
+    """The first of ``names`` with a pixel (any stacked frame) within ``tolerance`` of ``peak``, else
+    ``elsewhere``: says where a map that misses the ball and paddle points instead."""
+    for name in names:
+        oy, ox = np.nonzero(masks[name][i].any(0))
+        if len(oy) and np.sqrt((oy - peak[0]) ** 2 + (ox - peak[1]) ** 2).min() <= tolerance:
+            return name
+    return "elsewhere"
 
 
 def _distance_map(oy, ox, yy, xx) -> np.ndarray:

@@ -67,6 +67,33 @@ def test_pointing_hits_and_misses(breakout):
     assert 0 < hit.details["objects"]["paddle"]["chance"] < 0.1
 
 
+def test_pointing_says_where_a_missing_peak_lands(breakout):
+    """A peak on the side wall, on the paddle and in the empty field are told apart: ``peak_on``
+    names the object each peak is near, per observation and as shares that sum to one."""
+    _, observations, truth = breakout
+    paddle = truth.masks()["paddle"]
+    maps = np.zeros(observations.shape, np.float32)
+    expected = []
+    for i in range(len(observations)):
+        if i % 3 == 0:
+            maps[i, -1, 60, 1] = 1.0  # on the left wall (x 0-7 of 160 raw, 0-3 of 84)
+            expected.append("walls")
+        elif i % 3 == 1:
+            y, x = np.argwhere(paddle[i, -1])[0]
+            maps[i, -1, y, x] = 1.0
+            expected.append("paddle")
+        else:
+            maps[i, -1, 45, 42] = 1.0  # mid-field, below the bricks, above the paddle
+            expected.append("elsewhere")
+    result = score("pointing", breakout, maps, tolerance=0.0)
+    landed = result.details["peak_on_per_observation"]
+    assert landed == expected
+    shares = result.details["peak_on"]
+    assert sum(shares.values()) == pytest.approx(1.0)
+    assert shares["walls"] == pytest.approx(expected.count("walls") / len(expected))
+    assert any(line.startswith("peak lands on: ") and "walls" in line for line in result.details["text"])
+
+
 def test_interventions_move_their_object(breakout):
     """Each intervention changes the frames where its object is, and the RAM behind the changed
     frames puts the object where the intervention said."""
