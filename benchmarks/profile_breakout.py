@@ -22,7 +22,7 @@ def main():
     torch.set_num_threads(args.threads)
     config = A2CConfig(env_id="ALE/Breakout-v5", num_envs=16, n_steps=5)
     envs = make_vector_env(config.env_id, 16)
-    net = NatureCNNActorCritic(4, 4).to(memory_format=torch.channels_last)
+    net = NatureCNNActorCritic((4, 84, 84), 4).to(memory_format=torch.channels_last)
     opt = make_optimizer(net.parameters(), config)
     obs = torch.as_tensor(envs.reset(seed=0))
     t_env = t_inf = t_upd = 0.0

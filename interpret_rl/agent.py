@@ -90,13 +90,9 @@ class Agent:
             raise q_learner_refusal(env_id)
         if architecture == "auto":
             architecture = _auto_architecture(obs_space.shape) + ("-q" if q_values else "")
-        args = dict(architecture_args or {})
-        if architecture in ("nature-cnn", "nature-cnn-q"):
-            args = {"in_channels": int(obs_space.shape[0]), "n_actions": n_actions, **args}
-        elif architecture in ("mlp", "mlp-q"):
-            args = {"obs_dim": int(np.prod(obs_space.shape)), "n_actions": n_actions, **args}
-        else:
-            args = {"observation_shape": list(obs_space.shape), "n_actions": n_actions, **args}
+        # One constructor contract for every network, built-in or a plugin's (docs/methods-api.md).
+        args = {"observation_shape": [int(n) for n in obs_space.shape], "n_actions": n_actions,
+                **(architecture_args or {})}
         if continuous:
             if architecture != "mlp":
                 raise UnsupportedSpaceError(f"{env_id} has continuous (Box) actions; only the mlp architecture "

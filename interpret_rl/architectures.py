@@ -29,6 +29,27 @@ class ArchitectureArgsError(ValueError):
     """Arguments a network's constructor does not take (``train --architecture-arg``)."""
 
 
+# Argument names the built-in networks took before every network was built from ``observation_shape``
+# (models saved by interpret-rl up to 0.1.0 record them): each maps to the shape it stood for.
+# The Nature CNN took only 84x84 frames then.
+LEGACY_SHAPE_ARGS = {
+    "obs_dim": lambda length: [length],
+    "in_channels": lambda channels: [channels, 84, 84],
+}
+
+
+def current_args(args: dict[str, Any]) -> dict[str, Any]:
+    """``architecture_args`` as today's constructor contract has them: a meta.json written before it
+    holds ``obs_dim`` (mlp, mlp-q) or ``in_channels`` (nature-cnn, nature-cnn-q) instead of
+    ``observation_shape``. Arguments that already hold ``observation_shape`` are returned unchanged
+    (a plugin network always got it, so its own ``in_channels`` argument, if any, is its own)."""
+    legacy = [key for key in LEGACY_SHAPE_ARGS if key in args]
+    if "observation_shape" in args or len(legacy) != 1:
+        return args
+    upgraded = {k: v for k, v in args.items() if k != legacy[0]}
+    return {"observation_shape": LEGACY_SHAPE_ARGS[legacy[0]](args[legacy[0]]), **upgraded}
+
+
 def build_network(name: str, args: dict[str, Any]):
     """The network ``name`` built from ``args`` (meta.json's ``architecture_args``). An unknown
     name raises ``UnknownNameError``; arguments its constructor does not take, ``ArchitectureArgsError``."""

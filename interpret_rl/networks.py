@@ -16,6 +16,10 @@ outputs are the Q-values, so the target ``action:k`` is Q(s, k), and its value i
 
 Submodules have stable, readable names (``trunk.conv3``, ``policy``, ``value``) because targets
 of explanation methods are written with them (``conv3:12``, ``fc:100``).
+
+Every network, built-in or a plugin's, is built as ``Network(observation_shape=[...], n_actions=N,
+**architecture_args)`` (docs/methods-api.md, "Architectures"); ``architectures.current_args``
+maps the ``obs_dim`` / ``in_channels`` that models saved before this contract recorded.
 """
 
 from __future__ import annotations
@@ -36,6 +40,18 @@ def orthogonal_init(module: nn.Module, gain: float) -> None:
         if isinstance(layer, (nn.Linear, nn.Conv2d)):
             nn.init.orthogonal_(layer.weight, gain=gain)
             nn.init.zeros_(layer.bias)
+
+
+def vector_width(observation_shape: Sequence[int]) -> int:
+    """The input width of an MLP: observations of any shape are flattened (CartPole's ``(4,)`` is 4)."""
+    if not observation_shape or any(int(n) < 1 for n in observation_shape):
+        raise ValueError(f"an MLP needs a non-empty observation shape, not {list(observation_shape)}")
+    return math.prod(int(n) for n in observation_shape)
+
+
+def flatten_observations(x: torch.Tensor, observation_shape: Sequence[int]) -> torch.Tensor:
+    """``(B, *observation_shape)`` -> ``(B, width)``; vectors pass unchanged."""
+    return x if len(observation_shape) == 1 else x.flatten(-len(observation_shape))
 
 
 def mlp_trunk(width: int, hidden: Sequence[int], activation: str, layer_norm: bool = False) -> nn.Sequential:
@@ -133,7 +149,7 @@ class ActorCritic(nn.Module):
 class MLPActorCritic(ActorCritic):
     """MLP actor-critic for vector observations (CartPole and other toy tasks).
 
-    :param obs_dim: length of the observation vector.
+    :param observation_shape: ``(length,)`` of the observation vector (other shapes are flattened).
     :param n_actions: number of discrete actions (with ``continuous``: of action dimensions).
     :param hidden: widths of the hidden layers of the shared trunk.
     :param activation: ``"tanh"`` or ``"relu"``.
@@ -145,10 +161,12 @@ class MLPActorCritic(ActorCritic):
         (SB3's ``net_arch=dict(pi=[...], vf=[...])``); implies ``shared_trunk=False``.
     """
 
-    def __init__(self, obs_dim: int, n_actions: int, hidden: Sequence[int] = (64, 64),
+    def __init__(self, observation_shape: Sequence[int], n_actions: int, hidden: Sequence[int] = (64, 64),
                  activation: str = "tanh", shared_trunk: bool = True, continuous: bool = False,
                  normalize_observations: bool = False, critic_hidden: Sequence[int] | None = None):
-        super().__init__((obs_dim,), normalize_observations)
+        obs_dim = vector_width(observation_shape)
+        super().__init__(tuple(int(n) for n in observation_shape), normalize_observations)
+        self.observation_shape = tuple(int(n) for n in observation_shape)
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation {activation!r} is not one of {sorted(ACTIVATIONS)}")
         self.trunk = mlp_trunk(obs_dim, hidden, activation)
@@ -158,6 +176,9 @@ class MLPActorCritic(ActorCritic):
             self.critic_trunk = mlp_trunk(obs_dim, critic_hidden, activation)
             critic_features = critic_hidden[-1] if critic_hidden else obs_dim
         self._finish_init(hidden[-1] if hidden else obs_dim, n_actions, continuous, critic_features)
+
+    def preprocess(self, obs: torch.Tensor) -> torch.Tensor:
+        return flatten_observations(super().preprocess(obs), self.observation_shape)
 
 
 class SmallCNNActorCritic(ActorCritic):
@@ -180,18 +201,24 @@ class SmallCNNActorCritic(ActorCritic):
 
 
 
-def nature_cnn_trunk(in_channels: int, hidden: int, layer_norm: bool) -> nn.Sequential:
-    """conv 32x8x8/4 -> conv 64x4x4/2 -> conv 64x3x3/1 -> linear ``hidden`` (84x84 input), ReLU after
-    each; with ``layer_norm`` a LayerNorm (``norm1``..``norm4``) before every ReLU."""
+def nature_cnn_trunk(observation_shape: Sequence[int], hidden: int, layer_norm: bool) -> nn.Sequential:
+    """conv 32x8x8/4 -> conv 64x4x4/2 -> conv 64x3x3/1 -> linear ``hidden``, ReLU after each; with
+    ``layer_norm`` a LayerNorm (``norm1``..``norm4``) before every ReLU. ``observation_shape`` is
+    ``(channels, height, width)``: 84x84 frames leave 64x7x7 features, the smallest frame is 36x36."""
+    if len(observation_shape) != 3 or min(observation_shape[1:]) < 36 or observation_shape[0] < 1:
+        raise ValueError(f"the Nature CNN takes (channels, height, width) frames of at least 36x36, "
+                         f"not {list(observation_shape)}")
+    channels, height, width = (int(n) for n in observation_shape)
     layers: OrderedDict[str, nn.Module] = OrderedDict()
-    convs = [(in_channels, 32, 8, 4, 20), (32, 64, 4, 2, 9), (64, 64, 3, 1, 7)]  # (in, out, kernel, stride, size out)
-    for i, (c_in, c_out, kernel, stride, size) in enumerate(convs, start=1):
+    convs = [(channels, 32, 8, 4), (32, 64, 4, 2), (64, 64, 3, 1)]  # (in, out, kernel, stride)
+    for i, (c_in, c_out, kernel, stride) in enumerate(convs, start=1):
+        height, width = (height - kernel) // stride + 1, (width - kernel) // stride + 1
         layers[f"conv{i}"] = nn.Conv2d(c_in, c_out, kernel, stride=stride)
         if layer_norm:
-            layers[f"norm{i}"] = nn.LayerNorm([c_out, size, size])
+            layers[f"norm{i}"] = nn.LayerNorm([c_out, height, width])
         layers[f"relu{i}"] = nn.ReLU()
     layers["flatten"] = nn.Flatten()
-    layers["fc"] = nn.Linear(64 * 7 * 7, hidden)
+    layers["fc"] = nn.Linear(64 * height * width, hidden)
     if layer_norm:
         layers["norm4"] = nn.LayerNorm(hidden)
     layers["relu4"] = nn.ReLU()
@@ -204,20 +231,20 @@ class NatureCNNActorCritic(ActorCritic):
     Input: ``(B, frames, 84, 84)`` uint8 (channels-first, newest frame last), divided by 255 here.
     conv 32x8x8/4 -> conv 64x4x4/2 -> conv 64x3x3/1 -> linear 512 -> heads.
 
-    :param in_channels: stacked frames (4 for the standard Atari setup).
+    :param observation_shape: ``(frames, height, width)``, ``(4, 84, 84)`` in the standard Atari setup.
     :param n_actions: number of discrete actions.
     :param hidden: width of the fully connected layer.
     :param shared_trunk: False gives the critic its own CNN (SB3's ``share_features_extractor=False``).
     :param normalize_images: divide the input by 255 (False: SB3's ``normalize_images=False``).
     """
 
-    def __init__(self, in_channels: int, n_actions: int, hidden: int = 512, shared_trunk: bool = True,
-                 normalize_images: bool = True):
+    def __init__(self, observation_shape: Sequence[int], n_actions: int, hidden: int = 512,
+                 shared_trunk: bool = True, normalize_images: bool = True):
         super().__init__()
         self.normalize_images = normalize_images
-        self.trunk = nature_cnn_trunk(in_channels, hidden, layer_norm=False)
+        self.trunk = nature_cnn_trunk(observation_shape, hidden, layer_norm=False)
         if not shared_trunk:
-            self.critic_trunk = nature_cnn_trunk(in_channels, hidden, layer_norm=False)
+            self.critic_trunk = nature_cnn_trunk(observation_shape, hidden, layer_norm=False)
         self._finish_init(hidden, n_actions)
 
     def preprocess(self, obs: torch.Tensor) -> torch.Tensor:
@@ -261,7 +288,7 @@ class QNetwork(nn.Module):
 class MLPQNetwork(QNetwork):
     """MLP Q-network for vector observations: ``fc -> LayerNorm -> ReLU`` per hidden layer.
 
-    :param obs_dim: length of the observation vector.
+    :param observation_shape: ``(length,)`` of the observation vector (other shapes are flattened).
     :param n_actions: number of discrete actions.
     :param hidden: widths of the hidden layers.
     :param layer_norm: False gives the plain MLP of DQN (its target network and replay buffer do
@@ -272,13 +299,18 @@ class MLPQNetwork(QNetwork):
         DQN networks of SB3 and CleanRL have it (their CartPole settings were tuned with it).
     """
 
-    def __init__(self, obs_dim: int, n_actions: int, hidden: Sequence[int] = (256, 256), layer_norm: bool = True,
-                 activation: str = "relu", n_quantiles: int = 1, orthogonal: bool = True):
+    def __init__(self, observation_shape: Sequence[int], n_actions: int, hidden: Sequence[int] = (256, 256),
+                 layer_norm: bool = True, activation: str = "relu", n_quantiles: int = 1, orthogonal: bool = True):
         super().__init__()
+        obs_dim = vector_width(observation_shape)
+        self.observation_shape = tuple(int(n) for n in observation_shape)
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation {activation!r} is not one of {sorted(ACTIVATIONS)}")
         self.trunk = mlp_trunk(obs_dim, hidden, activation, layer_norm)
         self._finish_init(hidden[-1] if hidden else obs_dim, n_actions, n_quantiles, orthogonal)
+
+    def preprocess(self, obs: torch.Tensor) -> torch.Tensor:
+        return flatten_observations(super().preprocess(obs), self.observation_shape)
 
 
 class NatureCNNQNetwork(QNetwork):
@@ -286,7 +318,7 @@ class NatureCNNQNetwork(QNetwork):
 
     Input: ``(B, frames, 84, 84)`` uint8, divided by 255 here (as in ``NatureCNNActorCritic``).
 
-    :param in_channels: stacked frames.
+    :param observation_shape: ``(frames, height, width)``.
     :param n_actions: number of discrete actions.
     :param hidden: width of the fully connected layer.
     :param layer_norm: False gives the plain Nature CNN of DQN and QR-DQN.
@@ -294,11 +326,11 @@ class NatureCNNQNetwork(QNetwork):
     :param n_quantiles: quantiles per action (QR-DQN); Q is their mean.
     """
 
-    def __init__(self, in_channels: int, n_actions: int, hidden: int = 512, layer_norm: bool = True,
+    def __init__(self, observation_shape: Sequence[int], n_actions: int, hidden: int = 512, layer_norm: bool = True,
                  normalize_images: bool = True, n_quantiles: int = 1):
         super().__init__()
         self.normalize_images = normalize_images
-        self.trunk = nature_cnn_trunk(in_channels, hidden, layer_norm=layer_norm)
+        self.trunk = nature_cnn_trunk(observation_shape, hidden, layer_norm=layer_norm)
         self._finish_init(hidden, n_actions, n_quantiles)
 
     preprocess = NatureCNNActorCritic.preprocess

@@ -229,6 +229,9 @@ def read_meta(path: str | os.PathLike) -> dict:
     if meta["format_version"] > FORMAT_VERSION:
         raise ModelLoadError(f"{meta_path}: format_version {meta['format_version']} is newer than this "
                              f"interpret-rl understands ({FORMAT_VERSION}); upgrade interpret-rl")
+    from interpret_rl.architectures import current_args
+
+    meta["architecture_args"] = current_args(meta["architecture_args"])  # older models: obs_dim, in_channels
     return meta
 
 

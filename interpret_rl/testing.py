@@ -50,9 +50,10 @@ def make_cnn_agent(seed: int = 0):
     from interpret_rl.networks import NatureCNNActorCritic
 
     torch.manual_seed(seed)
+    args = {"observation_shape": [4, 84, 84], "n_actions": 4}
     return Agent(
-        network=NatureCNNActorCritic(in_channels=4, n_actions=4), env_id="ALE/Breakout-v5", env_settings={},
-        architecture="nature-cnn", architecture_args={"in_channels": 4, "n_actions": 4},
+        network=NatureCNNActorCritic(**args), env_id="ALE/Breakout-v5", env_settings={}, architecture="nature-cnn",
+        architecture_args=args,
         observation_space={"type": "Box", "shape": [4, 84, 84], "dtype": "uint8", "low": [0.0], "high": [255.0]},
         action_space={"type": "Discrete", "n": 4}, action_meanings=["NOOP", "FIRE", "RIGHT", "LEFT"],
         name="test-cnn")
@@ -65,9 +66,10 @@ def make_mlp_agent(seed: int = 0):
 
     torch.manual_seed(seed)
     high = [4.8, None, 0.41887903, None]
+    args = {"observation_shape": [4], "n_actions": 2}
     return Agent(
-        network=MLPActorCritic(obs_dim=4, n_actions=2), env_id="CartPole-v1", env_settings={}, architecture="mlp",
-        architecture_args={"obs_dim": 4, "n_actions": 2},
+        network=MLPActorCritic(**args), env_id="CartPole-v1", env_settings={}, architecture="mlp",
+        architecture_args=args,
         observation_space={"type": "Box", "shape": [4], "dtype": "float32",
                            "low": [None if h is None else -h for h in high], "high": high},
         action_space={"type": "Discrete", "n": 2}, action_meanings=["LEFT", "RIGHT"], name="test-mlp")

@@ -98,7 +98,7 @@ def test_masked_transitions_do_not_reach_the_loss():
 # --- items 9, 11, 12: network ---------------------------------------------------------------------
 
 def test_nature_cnn_has_the_reference_layers_and_scales_uint8_inside():
-    net = NatureCNNActorCritic(4, 4)
+    net = NatureCNNActorCritic((4, 84, 84), 4)
     convs = [net.trunk.conv1, net.trunk.conv2, net.trunk.conv3]
     assert [(c.out_channels, c.kernel_size, c.stride) for c in convs] == [
         (32, (8, 8), (4, 4)), (64, (4, 4), (2, 2)), (64, (3, 3), (1, 1))]
@@ -110,7 +110,7 @@ def test_nature_cnn_has_the_reference_layers_and_scales_uint8_inside():
 
 
 def test_orthogonal_init_gains():
-    net = MLPActorCritic(4, 2)
+    net = MLPActorCritic((4,), 2)
     singular = torch.linalg.svdvals
     assert singular(net.policy.weight).max().item() == pytest.approx(0.01, rel=1e-3)
     assert singular(net.value.weight).max().item() == pytest.approx(1.0, rel=1e-3)

@@ -43,11 +43,11 @@ def reach_env():
 
 def gaussian_agent(action_dims: int = 1, seed: int = 0) -> Agent:
     torch.manual_seed(seed)
-    network = MLPActorCritic(obs_dim=3, n_actions=action_dims, continuous=True, normalize_observations=True)
+    network = MLPActorCritic(observation_shape=[3], n_actions=action_dims, continuous=True, normalize_observations=True)
     with torch.no_grad():
         network.log_std.fill_(-0.5)
     return Agent(network=network, env_id="Pendulum-v1", env_settings={}, architecture="mlp",
-                 architecture_args={"obs_dim": 3, "n_actions": action_dims, "continuous": True,
+                 architecture_args={"observation_shape": [3], "n_actions": action_dims, "continuous": True,
                                     "normalize_observations": True},
                  observation_space={"type": "Box", "shape": [3], "dtype": "float32", "low": [-8.0], "high": [8.0]},
                  action_space={"type": "Box", "shape": [action_dims], "dtype": "float32", "low": [-2.0],

@@ -21,5 +21,5 @@ def test_two_ranks_keep_identical_weights(tmp_path):
     torch.manual_seed(0)
     from interpret_rl.networks import MLPActorCritic
 
-    initial = MLPActorCritic(4, 2).state_dict()
+    initial = MLPActorCritic((4,), 2).state_dict()
     assert not torch.equal(initial["policy.weight"], a["policy.weight"])

@@ -53,7 +53,7 @@ def test_buffer_pairs_each_observation_with_the_next_one_and_skips_forced_steps(
     batch = _batch()
     batch.mask[1, 0] = False  # observation 2: a forced FIRE step
     torch.manual_seed(0)
-    network = MLPQNetwork(1, 2, hidden=[4])
+    network = MLPQNetwork((1,), 2, hidden=[4])
     learner = rollout.Learner(network, torch.optim.Adam(network.parameters()), rollout.Ranks(), 10.0)
     learner.steps = 6
     dqn = DQN(DQNConfig(learning_starts=100, num_envs=2, n_steps=3))
@@ -67,7 +67,7 @@ def test_buffer_pairs_each_observation_with_the_next_one_and_skips_forced_steps(
 
 def test_target_network_is_frozen_between_refreshes():
     torch.manual_seed(0)
-    network = MLPQNetwork(1, 2, hidden=[4])
+    network = MLPQNetwork((1,), 2, hidden=[4])
     learner = rollout.Learner(network, torch.optim.Adam(network.parameters(), lr=0.1), rollout.Ranks(), 10.0)
     dqn = DQN(DQNConfig(learning_starts=0, batch_size=4, gradient_steps=5, target_update_steps=12,
                         num_envs=2, n_steps=3))
@@ -128,7 +128,7 @@ def test_dqn_learns_cartpole_within_a_small_budget():
 
 def test_a_q_network_without_orthogonal_init_keeps_pytorchs_default_linear_init():
     torch.manual_seed(0)
-    default = MLPQNetwork(4, 2, hidden=[256, 256], layer_norm=False, orthogonal=False)
+    default = MLPQNetwork((4,), 2, hidden=[256, 256], layer_norm=False, orthogonal=False)
     torch.manual_seed(0)
     reference = torch.nn.Linear(4, 256)  # the first layer draws first from the same seed
     torch.testing.assert_close(default.trunk.fc1.weight, reference.weight, rtol=0, atol=0)
@@ -136,4 +136,4 @@ def test_a_q_network_without_orthogonal_init_keeps_pytorchs_default_linear_init(
     # output layer reaches well past it
     bound = 1 / 256 ** 0.5
     assert default.q.weight.abs().max() <= bound
-    assert MLPQNetwork(4, 2, hidden=[256, 256], layer_norm=False).q.weight.abs().max() > bound
+    assert MLPQNetwork((4,), 2, hidden=[256, 256], layer_norm=False).q.weight.abs().max() > bound

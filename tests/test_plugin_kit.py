@@ -171,3 +171,17 @@ def test_a_broken_plugin_costs_one_line_and_plugins_says_why(tmp_path):
                              capture_output=True, text=True, timeout=300)
     line = next(line for line in listing.stdout.splitlines() if line.startswith("broken "))
     assert "FAILED: ModuleNotFoundError" in line
+
+
+BUILTIN_SHAPES = {"mlp": (4,), "mlp-q": (4,), "nature-cnn": (4, 84, 84), "nature-cnn-q": (4, 84, 84),
+                  "small-cnn": (4, 10, 10)}
+
+
+@pytest.mark.parametrize("architecture", sorted(BUILTIN_SHAPES))
+def test_every_built_in_network_follows_the_one_constructor_contract(architecture):
+    """Built-in networks are built as a plugin's: Network(observation_shape=..., n_actions=..., **args)."""
+    from interpret_rl.networks import BUILTIN_ARCHITECTURES
+    from interpret_rl.testing import check_architecture
+
+    assert set(BUILTIN_ARCHITECTURES) == set(BUILTIN_SHAPES)  # a new built-in gets its shape here
+    check_architecture(architecture, observation_shape=BUILTIN_SHAPES[architecture], n_actions=3)

@@ -47,7 +47,7 @@ def test_epsilon_falls_linearly_then_stays():
 def test_epsilon_greedy_acting_explores_at_the_scheduled_rate():
     config = PQNConfig(total_steps=1000, epsilon_start=0.5, epsilon_end=0.5)
     torch.manual_seed(0)
-    network = MLPQNetwork(obs_dim=2, n_actions=4)
+    network = MLPQNetwork(observation_shape=[2], n_actions=4)
     obs = torch.randn(20_000, 2)
     actions, _, values = PQN(config).act(network, obs, torch.Generator().manual_seed(0), steps=0)
     q_values, _ = network(obs)
@@ -57,8 +57,9 @@ def test_epsilon_greedy_acting_explores_at_the_scheduled_rate():
 
 
 @pytest.mark.parametrize("network, obs", [
-    (MLPQNetwork(obs_dim=4, n_actions=2), torch.randn(5, 4)),
-    (NatureCNNQNetwork(in_channels=4, n_actions=4), torch.randint(0, 256, (3, 4, 84, 84), dtype=torch.uint8)),
+    (MLPQNetwork(observation_shape=[4], n_actions=2), torch.randn(5, 4)),
+    (NatureCNNQNetwork(observation_shape=[4, 84, 84], n_actions=4),
+     torch.randint(0, 256, (3, 4, 84, 84), dtype=torch.uint8)),
 ])
 def test_q_network_keeps_the_forward_contract_with_max_q_as_value(network, obs):
     q_values, value = network(obs)
@@ -71,7 +72,7 @@ def _q_agent(algo: str) -> Agent:
     """A CartPole agent whose network is a Q-network; ``algo`` is what its meta.json would record."""
     agent = make_mlp_agent()
     torch.manual_seed(0)
-    agent.network, agent.architecture = MLPQNetwork(obs_dim=4, n_actions=2), "mlp-q"
+    agent.network, agent.architecture = MLPQNetwork(observation_shape=[4], n_actions=2), "mlp-q"
     agent.meta = {"algo": algo}
     return agent
 

@@ -148,3 +148,24 @@ def test_model_whose_env_has_other_spaces_is_refused_before_weights_are_read(mon
                                                  r"does not match the environment's \{'type': 'Discrete', 'n': 6\}"):
         registry.load_agent("bo")
 
+
+
+@pytest.mark.parametrize("make, legacy", [
+    (make_mlp_agent, {"obs_dim": 4, "n_actions": 2}),
+    (make_cnn_agent, {"in_channels": 4, "n_actions": 4}),
+])
+def test_a_model_saved_before_the_one_constructor_contract_still_loads(make, legacy):
+    """meta.json written by interpret-rl 0.1.0 records obs_dim / in_channels (the bundled agents too);
+    loading maps them to observation_shape and the same weights give the same outputs."""
+    agent = make(seed=3)
+    path = _saved(agent, "old")
+    meta = json.loads((path / "meta.json").read_text())
+    meta["architecture_args"] = legacy
+    (path / "meta.json").write_text(json.dumps(meta))
+    loaded = registry.load_agent("old", check_env=False)
+    assert loaded.architecture_args == {"observation_shape": agent.observation_space["shape"],
+                                        "n_actions": legacy["n_actions"]}
+    obs = torch.rand(2, *agent.observation_space["shape"]) * 255
+    torch.testing.assert_close(loaded.network(obs)[0], agent.network.eval()(obs)[0])
+    resaved = json.loads((_saved(loaded, "resaved") / "meta.json").read_text())
+    assert "observation_shape" in resaved["architecture_args"] and "obs_dim" not in resaved["architecture_args"]

@@ -119,7 +119,7 @@ def _layout(data: bytes, where: str, architecture: str | None):
                       "algo": found.algo.upper(), "num_timesteps": steps if isinstance(steps, int) else 0}
             return found, source, sb3.spaces(json_data, where)[0]
     layout_name, found = cleanrl.layout(load_state_dict(data, where), architecture, where)
-    shape = [found.args["obs_dim"]] if "obs_dim" in found.args else [found.args["in_channels"], 84, 84]
+    shape = list(found.args["observation_shape"])
     return found, {"format": "state dict", "layout": layout_name}, {"type": "Box", "shape": shape, "dtype": None}
 
 

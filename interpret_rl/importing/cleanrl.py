@@ -48,7 +48,8 @@ def _ppo(keys: KeyMap) -> Layout:
     critic_widths = keys.mlp("critic_trunk", "critic", critic_hidden)
     keys.linear("policy", f"actor.{actor[-1]}")
     keys.linear("value", f"critic.{critic[-1]}")
-    args = {"obs_dim": keys.shape("actor.0.weight")[1], "n_actions": keys.shape(f"actor.{actor[-1]}.weight")[0],
+    args = {"observation_shape": [keys.shape("actor.0.weight")[1]],
+            "n_actions": keys.shape(f"actor.{actor[-1]}.weight")[0],
             "hidden": hidden, "activation": "tanh", "shared_trunk": False}
     if critic_widths != hidden:
         args["critic_hidden"] = critic_widths
@@ -59,7 +60,8 @@ def _dqn(keys: KeyMap) -> Layout:
     hidden_indices, indices = _mlp_head(keys, "network")
     hidden = keys.mlp("trunk", "network", hidden_indices)
     keys.linear("q", f"network.{indices[-1]}")
-    args = {"obs_dim": keys.shape("network.0.weight")[1], "n_actions": keys.shape(f"network.{indices[-1]}.weight")[0],
+    args = {"observation_shape": [keys.shape("network.0.weight")[1]],
+            "n_actions": keys.shape(f"network.{indices[-1]}.weight")[0],
             "hidden": hidden, "layer_norm": False, "activation": "relu"}
     return Layout("mlp-q", args, keys.state, "dqn")
 

@@ -64,10 +64,12 @@ class KeyMap:
 
     def nature_cnn(self, ours: str, theirs: tuple[str, str, str, str]) -> dict:
         """Three convolutions and the linear layer onto ``ours.conv1..conv3, fc``; returns
-        ``in_channels`` and ``hidden``."""
+        ``observation_shape`` (frames of 84x84: a state dict records no frame size, and CleanRL's and
+        SB3's Atari networks take 84x84) and ``hidden``."""
         for our_name, their_name in zip(NATURE_CNN_LAYERS, theirs):
             self.linear(f"{ours}.{our_name}", their_name)
-        return {"in_channels": self.shape(f"{theirs[0]}.weight")[1], "hidden": self.shape(f"{theirs[3]}.weight")[0]}
+        return {"observation_shape": [self.shape(f"{theirs[0]}.weight")[1], 84, 84],
+                "hidden": self.shape(f"{theirs[3]}.weight")[0]}
 
     def ignore(self, prefix: str) -> None:
         self.used.update(k for k in self.source if k.startswith(prefix))

@@ -180,8 +180,8 @@ def _actor_critic(keys: KeyMap, data: dict, observation: dict, where: str) -> tu
     check_sequential_of_linears(vf, "mlp_extractor.value_net", where)
     hidden = keys.mlp("trunk", "mlp_extractor.policy_net", pi)
     critic_hidden = keys.mlp("critic_trunk", "mlp_extractor.value_net", vf)
-    args = {"obs_dim": observation["shape"][0], "hidden": hidden, "activation": _activation(data, "tanh", where),
-            "shared_trunk": False}
+    args = {"observation_shape": [observation["shape"][0]], "hidden": hidden,
+            "activation": _activation(data, "tanh", where), "shared_trunk": False}
     if critic_hidden != hidden:
         args["critic_hidden"] = critic_hidden
     return "mlp", args
@@ -212,6 +212,6 @@ def _q_network(keys: KeyMap, data: dict, kind: str, n_actions: int, where: str) 
         raise ImportRefusedError(f"{where}: no {net}.{net} layers; not a layout this importer knows")
     args["hidden"] = keys.mlp("trunk", f"{net}.{net}", head[:-1])
     keys.linear("q", f"{net}.{net}.{head[-1]}")
-    args["obs_dim"] = keys.shape(f"{net}.{net}.0.weight")[1]
+    args["observation_shape"] = [keys.shape(f"{net}.{net}.0.weight")[1]]
     args["activation"] = _activation(data, "relu", where)
     return "mlp-q", args

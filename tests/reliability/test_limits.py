@@ -47,7 +47,7 @@ def test_architecture_arguments_are_checked_against_the_weights_before_allocatio
     from interpret_rl.agent import architectures
 
     architectures()  # the plugins load before the clock starts
-    _edit_meta(model, architecture_args={"obs_dim": 4, "n_actions": 2, "hidden": hidden})
+    _edit_meta(model, architecture_args={"observation_shape": [4], "n_actions": 2, "hidden": hidden})
     start = time.monotonic()
     with pytest.raises(registry.ModelLoadError, match=message) as err:
         registry.load_agent("m", check_env=False)
