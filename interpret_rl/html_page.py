@@ -3,7 +3,7 @@
 document, with its pictures embedded as PNG data URIs (``image_html``, ``data_uri``). A report that
 adds to another passes more sections; nobody edits a finished page.
 
-Light on purpose (no matplotlib, Pillow only when a picture is encoded): the tune report and the
+Light on purpose (no numpy or matplotlib; Pillow only when a picture is encoded): the tune report and the
 atlas import it from their command's code path.
 """
 
@@ -14,8 +14,10 @@ import html
 import io
 import math
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def page(title: str, sections: Iterable[str], css: str) -> str:

@@ -5,7 +5,6 @@ checks read off the numbers shown beside them, and small plots of the deletion /
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 
@@ -14,6 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from interpret_rl.compare import ComparisonResult
+from interpret_rl.html_page import data_uri
 from interpret_rl.metrics import MetricResult
 
 # What is drawn follows from a metric's details, not its name (any plugin's metric can have it):
@@ -41,7 +41,7 @@ def _png_uri(fig: Figure) -> str:
     fig.tight_layout(pad=0.3)
     buffer = io.BytesIO()
     FigureCanvasAgg(fig).print_png(buffer)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return data_uri(buffer.getvalue())
 
 
 def _results(result: ComparisonResult, method: str, metric: str) -> list[MetricResult]:

@@ -1,4 +1,4 @@
-"""The tune report: one self-contained HTML file (every picture embedded as base64 PNG).
+"""The tune report: one self-contained HTML page (``html_page.page``; every picture embedded as a PNG).
 
 Optuna's own matplotlib plots (optimisation history, parameter importances, slices, intermediate
 values), then what the explanation numbers say: the share of saliency per feature against the
@@ -7,28 +7,30 @@ score, a table of every trial, and the saliency pictures of the best trials.
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 import math
 import warnings
 from pathlib import Path
 
+from interpret_rl.html_page import data_uri, page
+
 TOP_PICTURES = 5
 """Saliency pictures shown (the best trials first)."""
 
 
 def _png(fig) -> str:
+    """A pyplot figure (Optuna draws with pyplot) as a PNG data URI; the figure is closed."""
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return data_uri(buffer.getvalue())
 
 
 def _optuna_plots(study) -> list[tuple[str, str | None, str]]:
-    """``(title, base64 png or None, note)`` per Optuna plot; a plot that cannot be drawn says why."""
+    """``(title, PNG data URI or None, note)`` per Optuna plot; a plot that cannot be drawn says why."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -115,13 +117,13 @@ def _saliency_pictures(study, complete, artifacts_dir: Path) -> str:
         local = artifacts_dir / f".report-{artifact_id}.png"
         try:
             download_artifact(artifact_store=store, file_path=str(local), artifact_id=artifact_id)
-            data = base64.b64encode(local.read_bytes()).decode("ascii")
+            picture = data_uri(local.read_bytes())
         except Exception:  # noqa: BLE001 - the artifact lives on another machine's disk
             continue
         finally:
             local.unlink(missing_ok=True)
         top = html.escape(str(trial.user_attrs.get("explain.top")))
-        parts.append(f"<figure><img src='data:image/png;base64,{data}'><figcaption>trial {trial.number}, "
+        parts.append(f"<figure><img src='{picture}'><figcaption>trial {trial.number}, "
                      f"score {trial.value:.1f}; most attention on {top}</figcaption></figure>")
     return "".join(parts) or "<p>No saliency pictures in this machine's artifact store.</p>"
 
@@ -150,22 +152,20 @@ def write_report(study, path: Path, artifacts_dir: Path, summary: dict) -> Path:
         best = max(complete, key=lambda t: t.value)
         parts.append(f"<h2>Best: trial {best.number}, score {best.value:.1f}</h2><pre>"
                      + html.escape("\n".join(f"{k} = {v!r}" for k, v in best.params.items())) + "</pre>")
-    for title, data, note in _optuna_plots(study):
+    for title, picture, note in _optuna_plots(study):
         parts.append(f"<h2>{html.escape(title)}</h2><p class='note'>{html.escape(note)}</p>")
-        if data:
-            parts.append(f"<img src='data:image/png;base64,{data}'>")
+        if picture:
+            parts.append(f"<img src='{picture}'>")
     parts.append("<h2>What the agents look at</h2><p class='note'>Gradient saliency of the chosen action over "
                  "a few states of each trial's agent: the share of |saliency| per observation feature, MinAtar "
                  "object channel (paddle, ball...) or stacked Atari frame. "
                  "Deletion: area under the action-probability curve as the most salient units are removed "
                  "(lower: the map found what matters).</p>")
     share_plot = _share_plot(complete)
-    parts.append(f"<img src='data:image/png;base64,{share_plot}'>" if share_plot
+    parts.append(f"<img src='{share_plot}'>" if share_plot
                  else "<p>Fewer than two trials with explanation numbers.</p>")
     parts.append(_saliency_pictures(study, complete, artifacts_dir))
     parts.append("<h2>All trials</h2><p class='note'>A pruned trial's score is its curve average where it was "
                  "stopped (what Optuna keeps as its value); it has no evaluation.</p>" + _trial_table(trials))
-    document = (f"<!doctype html><html><head><meta charset='utf-8'><title>tune {html.escape(study.study_name)}"
-                f"</title><style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
-    atomic_write_text(path, document)
+    atomic_write_text(path, page(f"tune {study.study_name}", parts, STYLE))
     return path
