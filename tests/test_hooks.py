@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
 import re
+import textwrap
 from pathlib import Path
 
 import click
@@ -84,10 +86,70 @@ def test_register_commands_adds_a_subcommand(plugin_manager):
 HOOKS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("register_")]
 
 
+def _implemented(node: ast.AST) -> set[str]:
+    """Hooks implemented (``@hookimpl def <hook>``) by ``node`` itself or anything nested in it."""
+    def is_hookimpl(decorator: ast.expr) -> bool:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        return (isinstance(target, ast.Name) and target.id == "hookimpl") or (
+            isinstance(target, ast.Attribute) and target.attr == "hookimpl")
+
+    return {n.name for n in ast.walk(node)
+            if isinstance(n, ast.FunctionDef) and any(map(is_hookimpl, n.decorator_list))}
+
+
+def hooks_tested(source: str) -> dict[str, set[str]]:
+    """Per test function of a test module's ``source``: the hooks implemented by the plugins it
+    defines inside itself or names (a module-level plugin class or function). A hook's name in a
+    string, a comment or an unused plugin counts for nothing."""
+    tree = ast.parse(source)
+    module_level = {node.name: _implemented(node) for node in tree.body
+                    if isinstance(node, (ast.ClassDef, ast.FunctionDef))}
+    tested = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+            named = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} & module_level.keys()
+            tested[node.name] = _implemented(node).union(*(module_level[name] for name in named))
+    return tested
+
+
+def test_the_hook_meta_test_counts_only_tests_that_use_a_plugin_implementing_the_hook():
+    source = textwrap.dedent('''
+        class Plugin:
+            @hookimpl
+            def register_metrics(register): ...
+
+        class Unused:
+            @hookimpl
+            def register_commands(cli): ...
+
+        def test_named():
+            registered(Plugin, "p")
+
+        def test_nested():
+            class Inner:
+                @staticmethod
+                @hookspecs.hookimpl
+                def register_methods(register): ...
+
+        def test_mentions_only():
+            assert "register_commands" in "@hookimpl def register_commands"
+
+        def helper_not_a_test():
+            registered(Unused, "u")
+    ''')
+    assert hooks_tested(source) == {"test_named": {"register_metrics"}, "test_nested": {"register_methods"},
+                                    "test_mentions_only": set()}
+
+
+ALL_TESTS = {f"{path.relative_to(ROOT)}::{name}": hooks
+             for path in sorted((ROOT / "tests").rglob("test_*.py"))
+             for name, hooks in hooks_tested(path.read_text()).items()}
+
+
 @pytest.mark.parametrize("hook", HOOKS)
-def test_every_hook_is_documented_and_tested(hook):
+def test_every_hook_is_documented_and_has_a_test_of_its_own(hook):
     readme = (ROOT / "README.md").read_text()
     assert re.search(rf"^#+ .*`{hook}", readme, re.MULTILINE), f"README.md needs a heading for {hook}"
-    # A test plugin implements the hook (its name merely appearing somewhere would not do).
-    tests = "".join(p.read_text() for p in (ROOT / "tests").rglob("test_*.py"))
-    assert re.search(rf"@hookimpl\n\s*def {hook}\(", tests), f"no test plugin implements {hook}"
+    # A test that registers a plugin implementing the hook, not the hook's name appearing somewhere.
+    assert [test for test, hooks in ALL_TESTS.items() if hook in hooks], \
+        f"no test registers a plugin implementing {hook}: write one (see this file's tests)"
