@@ -20,12 +20,7 @@ from interpret_rl import rollout
 from interpret_rl.agent import Agent
 from interpret_rl.policy import log_prob_and_entropy, network_log_std
 from interpret_rl.rmsprop_tf import RMSpropTF
-from interpret_rl.rollout import (  # noqa: F401 - re-exported: callers import them from here
-    InvalidConfigError,
-    NonFiniteLossError,
-    TrainResult,
-    explained_variance,
-)
+from interpret_rl.rollout import TrainResult, explained_variance
 
 
 @dataclass

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from interpret_rl import registry
-from interpret_rl.a2c import NonFiniteLossError, config_from_preset, train
+from interpret_rl.a2c import config_from_preset, train
 from interpret_rl.envs import ClassicVectorEnv
+from interpret_rl.rollout import NonFiniteLossError
 
 
 def _poison_rewards_after(monkeypatch, calls: int):
