@@ -38,7 +38,7 @@ def compare_models(models, method_names, targets, frames, sample, observations_f
         if not metrics and detector_for(agents[0].env_id) is not None:  # the game's own judges, where it has them
             metrics = prepare_metrics(GROUND_TRUTH_METRICS)
         if observations is None and frames < len(agents):
-            raise ValueError(f"--frames {frames}: at least one state per agent, so at least {len(agents)}")
+            raise ValueError(f"--collect {frames}: at least one state per agent, so at least {len(agents)}")
     click.echo(f"comparing {', '.join(method_names)} on {', '.join(a.name for a in agents)} ({agents[0].env_id}), "
                f"{len(observations) if observations is not None else frames} states", err=True)
     comparison = compare_agents(agents, method_names, targets=targets, observations=observations,

@@ -18,7 +18,7 @@ DEFAULT_MAX_READ_BYTES = 1 << 30
 MAX_READ_ENV = "INTERPRET_RL_MAX_READ_BYTES"
 
 
-# Observations one request may explain (compare --frames, --observations): every method runs on each
+# Observations one request may explain (compare --collect, --observations): every method runs on each
 # one, so 200,000 rows of CartPole (3 MB, well inside the byte budget) meant hours of work nobody asked for.
 DEFAULT_MAX_OBSERVATIONS = 10_000
 MAX_OBSERVATIONS_ENV = "INTERPRET_RL_MAX_OBSERVATIONS"
