@@ -145,3 +145,20 @@ def test_our_own_caches_are_not_held_to_the_bound(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="5 observations, more than the limit of 4"):
         load_observations(rows)
     assert load_observations(rows, count_limited=False).shape == (5, 4)
+
+
+def test_video_steps_are_held_to_the_observation_bound_before_any_work(run, tmp_path, monkeypatch):
+    """Each video step is one explained observation whose frame stays in memory until the file is
+    encoded: ``--steps`` above the bound is one line and exit 2, no file; raising the bound allows it."""
+    from interpret_rl.limits import MAX_OBSERVATIONS_ENV
+
+    out = tmp_path / "v.gif"
+    monkeypatch.setenv(MAX_OBSERVATIONS_ENV, "3")
+    result = run("video", "--model", "cartpole-a2c", "--methods", "saliency", "--steps", "4", "--out", str(out))
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "--steps 4: at most 3 steps" in result.output and MAX_OBSERVATIONS_ENV in result.output
+    assert not out.exists()
+    monkeypatch.setenv(MAX_OBSERVATIONS_ENV, "4")
+    result = run("video", "--model", "cartpole-a2c", "--methods", "saliency", "--steps", "4", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert out.is_file()
