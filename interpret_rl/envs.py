@@ -333,8 +333,9 @@ class ClassicVectorEnv(VectorEnv):
         subs = []
         for env in self._env.envs:
             core = env.unwrapped
-            variables = {k: _to_json(v) for k, v in vars(core).items()
-                         if not k.startswith("_") and isinstance(v, (np.ndarray, float, int, bool, type(None)))}
+            variables = {k: _to_json(v) for k, v in vars(core).items()  # np.generic: Pendulum's last_u
+                         if not k.startswith("_")
+                         and isinstance(v, (np.ndarray, np.generic, float, int, bool, type(None)))}
             subs.append({"variables": variables, "rng": core.np_random.bit_generator.state,
                          "elapsed_steps": _time_limit(env)._elapsed_steps})
         return {"envs": subs, "score": self._score.tolist(), "length": self._length.tolist()}
@@ -379,14 +380,15 @@ def _time_limit(env: gym.Env) -> gym.wrappers.TimeLimit:
 
 
 def _to_json(value):
-    if isinstance(value, np.ndarray):
-        return {"ndarray": value.tolist(), "dtype": str(value.dtype)}
+    if isinstance(value, (np.ndarray, np.generic)):  # a numpy scalar is a 0-d array here, its dtype kept
+        return {"ndarray": np.asarray(value).tolist(), "dtype": str(value.dtype)}
     return value
 
 
 def _from_json(value):
     if isinstance(value, dict) and "ndarray" in value:
-        return np.asarray(value["ndarray"], dtype=value["dtype"])
+        array = np.asarray(value["ndarray"], dtype=value["dtype"])
+        return array[()] if array.ndim == 0 else array  # back to a numpy scalar
     return value
 
 

@@ -83,7 +83,8 @@ def check_run_state(state, envs, generator, obs_shape: tuple[int, ...]) -> None:
         _require(isinstance(sub["variables"], dict) and set(sub["variables"]) == set(own["variables"]),
                  f"environment {index} sets other variables than {sorted(own['variables'])}")
         for key, value in sub["variables"].items():
-            _require(_same_kind(value, own["variables"][key]), f"environment {index}: {key}={value!r} does not fit")
+            _require(_same_kind(value, own["variables"][key], key),
+                     f"environment {index}: {key}={value!r} does not fit")
         _require(_is_count(sub["elapsed_steps"]), f"environment {index}: elapsed_steps must be a count")
         try:
             _require(sub["rng"]["bit_generator"] == own["rng"]["bit_generator"], "")
@@ -123,14 +124,30 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _is_number_or_scalar_array(value) -> bool:
+    """A finite number, or a finite numeric 0-d array as ``envs._to_json`` writes a numpy scalar."""
+    if isinstance(value, dict):
+        return (set(value) == {"ndarray", "dtype"} and value["dtype"] in ("float32", "float64")
+                and _is_number(value["ndarray"]))
+    return _is_number(value)
+
+
 def _is_count(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _same_kind(value, own) -> bool:
-    """Whether a snapshot's ``value`` may replace the run's ``own`` value of the same variable."""
+# Classic-control variables that are None after a reset and numbers once the episode has run:
+# CartPole's count of steps past termination, Pendulum's last torque (a numpy scalar). Any other
+# variable that is None in a fresh env (render_mode, screen, clock) must stay None.
+NONE_UNTIL_SET = frozenset({"steps_beyond_terminated", "last_u"})
+
+
+def _same_kind(value, own, key: str) -> bool:
+    """Whether a snapshot's ``value`` may replace the run's ``own`` value of variable ``key``."""
     import numpy as np
 
+    if own is None:
+        return value is None or (key in NONE_UNTIL_SET and _is_number_or_scalar_array(value))
     if isinstance(own, dict) and "ndarray" in own:
         if not (isinstance(value, dict) and set(value) == set(own) and value["dtype"] == own["dtype"]):
             return False
@@ -140,8 +157,8 @@ def _same_kind(value, own) -> bool:
             return False
     if isinstance(own, bool) or isinstance(value, bool):
         return isinstance(own, bool) and isinstance(value, bool)
-    if own is None or isinstance(own, (int, float)):  # counters and physics, None until set (CartPole's
-        return value is None or _is_number(value)     # steps_beyond_terminated)
+    if isinstance(own, (int, float)):  # counters and physics
+        return value is None or _is_number(value)
     return value == own  # strings and the like (render_mode) are the run's own, never the file's
 
 

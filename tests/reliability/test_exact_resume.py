@@ -44,3 +44,23 @@ def test_run_interrupted_by_sigint_then_resumed_equals_straight_run(isolated_hom
     split = registry.load_agent(isolated_home / "models" / "cut").network.state_dict()
     straight = _straight(total)
     assert all(torch.equal(straight[k], split[k]) for k in straight)
+
+
+def test_a_pendulum_run_resumes_bit_identical(tmp_path):
+    """Pendulum's last torque is a numpy scalar that is None after a reset: the snapshot keeps it
+    (with its dtype) and the resume check accepts it, so a continuous-action run resumes exactly."""
+    from interpret_rl import ppo
+
+    def config(total: int):
+        return ppo.config_from_preset("pendulum", total_steps=total, seed=0)
+
+    out = tmp_path / "split"
+    steps = config(1).num_envs * config(1).n_steps  # one update, then one more after the resume
+    ppo.train(config(steps), out_dir=out)
+    last_u = registry.read_meta(out)["resume_state"]["env"]["envs"][0]["variables"]["last_u"]
+    assert last_u["dtype"] == "float32" and isinstance(last_u["ndarray"], float)
+    agent = registry.load_agent(out)
+    resumed = ppo.train(ppo.PPOConfig(**{**agent.meta["config"], "total_steps": 2 * steps}), out_dir=out,
+                        agent=agent, resume=True).agent.network.state_dict()
+    straight = ppo.train(config(2 * steps)).agent.network.state_dict()
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
