@@ -78,6 +78,8 @@ def _set(key, value):
     (_set("generator", 12), "action sampler's random-number state is not one torch accepts"),
     (lambda state: state["env"]["envs"].pop(), "it snapshots 7 environments, this run has 8"),
     (_every_env("render_mode", "human"), "render_mode='human' does not fit"),
+    (_every_env("render_mode", 3), "render_mode=3 does not fit"),  # None after a reset: stays None
+    (_every_env("screen", 7), "screen=7 does not fit"),
     (_every_env("step", 1), "sets other variables than"),
     (_every_env("state", {"ndarray": [1, 2], "dtype": "float64"}), "state="),
     (lambda state: [sub.__setitem__("rng", {"bit_generator": "PCG64", "state": "x"})
