@@ -29,6 +29,11 @@ class ArchitectureArgsError(ValueError):
     """Arguments a network's constructor does not take (``train --architecture-arg``)."""
 
 
+class ObservationShapeError(ValueError):
+    """Raised by a network's constructor for an ``observation_shape`` it cannot take (training
+    turns it into one line naming the env and the shape)."""
+
+
 # Argument names the built-in networks took before every network was built from ``observation_shape``
 # (models saved by interpret-rl up to 0.1.0 record them): each maps to the shape it stood for.
 # The Nature CNN took only 84x84 frames then.

@@ -31,6 +31,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from interpret_rl.architectures import ObservationShapeError
+
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
 
@@ -45,7 +47,7 @@ def orthogonal_init(module: nn.Module, gain: float) -> None:
 def vector_width(observation_shape: Sequence[int]) -> int:
     """The input width of an MLP: observations of any shape are flattened (CartPole's ``(4,)`` is 4)."""
     if not observation_shape or any(int(n) < 1 for n in observation_shape):
-        raise ValueError(f"an MLP needs a non-empty observation shape, not {list(observation_shape)}")
+        raise ObservationShapeError(f"an MLP needs a non-empty observation shape, not {list(observation_shape)}")
     return math.prod(int(n) for n in observation_shape)
 
 
@@ -206,7 +208,7 @@ def nature_cnn_trunk(observation_shape: Sequence[int], hidden: int, layer_norm: 
     ``layer_norm`` a LayerNorm (``norm1``..``norm4``) before every ReLU. ``observation_shape`` is
     ``(channels, height, width)``: 84x84 frames leave 64x7x7 features, the smallest frame is 36x36."""
     if len(observation_shape) != 3 or min(observation_shape[1:]) < 36 or observation_shape[0] < 1:
-        raise ValueError(f"the Nature CNN takes (channels, height, width) frames of at least 36x36, "
+        raise ObservationShapeError(f"the Nature CNN takes (channels, height, width) frames of at least 36x36, "
                          f"not {list(observation_shape)}")
     channels, height, width = (int(n) for n in observation_shape)
     layers: OrderedDict[str, nn.Module] = OrderedDict()

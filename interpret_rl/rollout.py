@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from interpret_rl.agent import Q_LEARNERS, Agent
+from interpret_rl.architectures import ObservationShapeError
 from interpret_rl.distributed import Ranks
 from interpret_rl.envs import default_env_settings, is_atari, make_vector_env
 from interpret_rl.interrupts import TrainingInterrupted, stop_on_signals
@@ -41,6 +42,7 @@ from interpret_rl.training_checks import (
     check_rollout_size,
     check_run_state,
     check_saved_config,
+    network_refusal,
 )
 from interpret_rl.training_log import TrainingLog, next_multiple
 
@@ -273,9 +275,12 @@ def run(config: TrainingConfig, algorithm, *, out_dir: str | Path | None = None,
     env_settings = {**default_env_settings(config.env_id), **config.env_settings}
     envs = make_vector_env(config.env_id, config.num_envs, for_training=True, settings=env_settings)
     if agent is None:  # item 16: same weight init on every rank
-        agent = Agent.for_env(envs, config.env_id, env_settings, config.architecture,
-                              config.architecture_args, device=device, q_values=config.algo in Q_LEARNERS)
         space = envs.single_observation_space
+        try:
+            agent = Agent.for_env(envs, config.env_id, env_settings, config.architecture,
+                                  config.architecture_args, device=device, q_values=config.algo in Q_LEARNERS)
+        except ObservationShapeError as err:  # the constructor refused the shape (the Nature CNN given vectors)
+            raise network_refusal(config.architecture, config.env_id, tuple(space.shape), err) from None
         check_network_fits(agent, np.zeros((1, *space.shape), dtype=space.dtype))
     agent.meta["algo"] = config.algo  # Agent.act reads it: a Q-learner acts greedily
     network = agent.network.to(device).train()

@@ -40,8 +40,6 @@ def check_network_fits(agent, observation) -> None:
     environment's observation, as the vector env gives it)."""
     import torch
 
-    from interpret_rl.rollout import InvalidConfigError
-
     network = agent.network
     x = torch.as_tensor(observation[:1], device=next(network.parameters()).device)
     try:
@@ -49,12 +47,19 @@ def check_network_fits(agent, observation) -> None:
             network.eval()
             network(x)
     except (RuntimeError, ValueError, TypeError, IndexError) as err:
-        why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InvalidConfigError(f"architecture {agent.architecture!r} does not take {agent.env_id}'s observations "
-                                 f"of shape {tuple(x.shape[1:])} ({why}); leave --architecture out to pick one "
-                                 f"by the observation's shape") from None
+        raise network_refusal(agent.architecture, agent.env_id, tuple(x.shape[1:]), err) from None
     finally:
         network.train()
+
+
+def network_refusal(architecture: str, env_id: str, shape: tuple, err: Exception):
+    """``InvalidConfigError``: the network ``architecture`` cannot take observations of ``shape``,
+    found when it was built (its constructor refused the shape) or on its first forward pass."""
+    from interpret_rl.rollout import InvalidConfigError
+
+    why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return InvalidConfigError(f"architecture {architecture!r} does not take {env_id}'s observations of shape "
+                              f"{shape} ({why}); leave --architecture out to pick one by the observation's shape")
 
 
 class ResumeStateError(ValueError):

@@ -92,7 +92,7 @@ def test_which_networks_take_the_shortcut(cnn_agent, mlp_agent):
 
     assert perturbation._linear_first_layer(cnn_agent.network) is cnn_agent.network.trunk.conv1
     assert perturbation._linear_first_layer(mlp_agent.network) is None
-    assert perturbation._linear_first_layer(Clipped(4, 4)) is None
+    assert perturbation._linear_first_layer(Clipped((4, 84, 84), 4)) is None
     separate = NatureCNNActorCritic((4, 84, 84), 4)
     separate.critic_trunk = nn.Sequential(nn.Flatten(), nn.Linear(4 * 84 * 84, 512))
     assert perturbation._linear_first_layer(separate) is None
