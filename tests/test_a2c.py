@@ -37,6 +37,7 @@ def test_last_step_is_not_bootstrapped_when_it_ended_an_episode():
 # ConstantReward-v0 (reward 1 a step, cut at 5 steps) is registered in conftest.py.
 
 
+@pytest.mark.slow
 def test_time_limit_truncation_is_bootstrapped_from_the_final_observation():
     gamma = 0.8
     config = A2CConfig(env_id="ConstantReward-v0", total_steps=12_000, num_envs=4, n_steps=5, gamma=gamma,
@@ -151,6 +152,7 @@ def _tiny_cartpole(seed: int, steps: int = 4_000) -> A2CConfig:
     return config_from_preset("cartpole", total_steps=steps, seed=seed, log_every_steps=10**9)
 
 
+@pytest.mark.slow
 def test_same_seed_gives_bit_identical_weights_on_cpu():
     a = train(_tiny_cartpole(3)).agent.network.state_dict()
     b = train(_tiny_cartpole(3)).agent.network.state_dict()
@@ -159,6 +161,7 @@ def test_same_seed_gives_bit_identical_weights_on_cpu():
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_cartpole_learns_within_a_small_budget():
     """A random policy scores about 22; after 100k steps seeds 0-2 scored 60, 65 and 70 here."""
     result = train(config_from_preset("cartpole", total_steps=100_000, seed=1, log_every_steps=10**9))

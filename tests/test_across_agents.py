@@ -255,6 +255,7 @@ def test_cli_says_which_metrics_and_cka_have_no_value(run, tmp_path):
     assert pair["value"] is None and pair["observations"] == 2
 
 
+@pytest.mark.slow
 def test_agents_report_opens_in_a_browser(atari_observations, tmp_path):
     pytest.importorskip("PIL")
     from test_report_browser import CHROMIUM, images_in_browser

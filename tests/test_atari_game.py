@@ -28,6 +28,7 @@ def matching_noops(game: AtariGame, first_obs: np.ndarray) -> int:
     return found[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_same_observations_as_the_vector_env(seed):
     """Random actions for 500 steps (several lost lives and whole games): every observation is

@@ -35,6 +35,7 @@ def test_receptive_fields_follow_the_architecture():
     assert receptive_field(agent, "trunk.conv3") == (20 + 2 * 8, 8, 0)  # conv3: 36 pixels, one every 8
 
 
+@pytest.mark.slow
 def test_units_hold_the_states_that_excite_them_most(atlas, states):
     agent = make_cnn_agent()
     net = agent.network.trunk
@@ -57,6 +58,7 @@ def test_nmf_groups(states):
     assert [u.name for u in atlas.units] == ["nmf0/3", "nmf1/3", "nmf2/3"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
 def test_page_renders_with_every_image(atlas, tmp_path):
     page = write_atlas(atlas, tmp_path / "atlas").read_text()

@@ -29,6 +29,7 @@ def agent():
     return registry.load_agent("breakout-a2c")
 
 
+@pytest.mark.slow
 def test_ball_and_paddle_boxes_hold_their_pixels_on_600_frames(agent):
     """Play 600 steps with the bundled agent; on the last raw frame of every step the ball box
     holds every ball pixel whenever the ball is drawn, and the paddle box every paddle pixel."""

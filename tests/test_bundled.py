@@ -47,6 +47,7 @@ def test_recorded_score_is_reproduced_within_its_spread(name):
     assert np.isfinite(result.scores).all()
 
 
+@pytest.mark.slow
 def test_bundled_breakout_agent_plays_a_full_game_well():
     """One full game (all lives, unclipped, stochastic policy) scores what the issue asked of the
     agent: at least 100. The recorded evaluation's worst of 30 games was 217, random play about 1."""

@@ -30,6 +30,7 @@ def home(trained_home, monkeypatch):
     return trained_home
 
 
+@pytest.mark.slow
 def test_compare_all_checkpoints_writes_the_strip_and_lists_them(run, home, tmp_path):
     out = tmp_path / "out"
     result = run("compare", "--model", "run", "--checkpoints", "all", "--methods", "saliency", "--out", str(out))

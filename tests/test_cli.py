@@ -102,6 +102,7 @@ def test_bad_input_is_one_line_and_exit_code_2(run, args, message):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_breakout_trains_end_to_end_into_a_loadable_model_and_reports_full_game_scores(run, tmp_path):
     """Tiny budget: this checks the Atari path works, not that it learns (that takes millions)."""
     result = run("train", "--env", "ALE/Breakout-v5", "--steps", "800", "--num-envs", "4",

@@ -42,6 +42,7 @@ def test_methods_lists_every_builtin_with_plugin_and_description(run):
     assert "options: steps=256" in verbose.output
 
 
+@pytest.mark.slow
 def test_compare_writes_the_three_files(run, tiny, tmp_path):
     out = tmp_path / "out"
     result = run("compare", "--model", "tiny", "--methods", "saliency,optim,gradcam", "--targets", "action,value",
@@ -73,6 +74,7 @@ def test_compare_reuses_an_observations_file(run, tiny, tmp_path):
     assert refused.exit_code == 2 and "expected shape (N, 4)" in refused.output
 
 
+@pytest.mark.slow
 def test_compare_with_no_arguments_uses_a_bundled_model(run, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = run("compare", "--methods", "optim,saliency")

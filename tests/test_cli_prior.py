@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from interpret_rl import registry
 from interpret_rl.prior import META, WEIGHTS
 
 
+@pytest.mark.slow
 def test_cli_trains_reuses_and_shows_a_prior(run, cnn_agent):
     registry.save_agent(cnn_agent, registry.user_models_dir() / "tiny-cnn")
     first = run("prior", "train", "tiny-cnn", "--steps", "2", "--latent-dim", "2", "--pool-size", "4")

@@ -126,6 +126,7 @@ def test_contract_breaches_become_cell_errors_and_are_undone(cnn_agent, atari_ob
     assert result.methods[0].plugin.endswith("(not registered)")
 
 
+@pytest.mark.slow
 def test_report_files_and_results_json(cnn_agent, atari_observations, throwaway_plugin, tmp_path):
     result = compare(cnn_agent, ["saliency", "optim", "failing", "nan-extras"], targets=["action:FIRE", "value"],
                      observations=atari_observations[:2], options=FAST_OPTIM, seed=7)
@@ -158,6 +159,7 @@ def test_report_files_and_results_json(cnn_agent, atari_observations, throwaway_
     assert torch.equal(load_observations(paths["observations"], (4, 84, 84)), atari_observations[:2])
 
 
+@pytest.mark.slow
 def test_vector_observations_report(mlp_agent, tmp_path):
     result = compare(mlp_agent, ["saliency", "optim", "gradcam"], frames=2, options=FAST_OPTIM)
     assert result.cell("gradcam", "value").error.startswith("NotApplicableError")

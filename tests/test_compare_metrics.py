@@ -19,6 +19,7 @@ from interpret_rl.report import write_report
 FAST = {"deletion": {"steps": "4", "baseline": "blur"}}
 
 
+@pytest.mark.slow
 def test_library_compare_scores_every_cell_and_ranks_methods(cnn_agent, atari_observations, tmp_path):
     obs = atari_observations[:1]
     result = compare(cnn_agent, ["saliency", "perturbation"], targets=["action"], observations=obs,

@@ -59,6 +59,7 @@ def test_flips_exactly_where_the_budget_allows(l1, flips):
         assert changes[:, 2:].abs().sum() == 0  # features that feed no logit are left alone
 
 
+@pytest.mark.slow
 def test_frames_stay_whole_grey_levels_within_budget(cnn_agent, atari_observations):
     obs = atari_observations[:2].round()
     with torch.no_grad():
@@ -84,6 +85,7 @@ def test_bad_budget_is_refused():
         build_method("edit", {"pixels": "-1"})
 
 
+@pytest.mark.slow
 def test_auto_direction_asks_what_would_change_the_choice():
     """The chosen action is lowered (a fixed 'raise' would be an empty edit: it already leads); an
     action is raised where another leads and lowered where it leads itself."""

@@ -4,10 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 
+@pytest.mark.slow
 def test_two_ranks_keep_identical_weights(tmp_path):
     worker = Path(__file__).with_name("dist_worker.py")
     run = subprocess.run(

@@ -51,6 +51,7 @@ def test_listed_by_methods(example_plugin):
     assert line.split()[1:3] == ["attribution", "input_x_gradient"]
 
 
+@pytest.mark.slow
 def test_works_in_compare(example_plugin, tmp_path):
     registry.save_agent(make_mlp_agent(), registry.user_models_dir() / "tiny")
     out = tmp_path / "out"

@@ -211,7 +211,8 @@ CLEANRL = {
 }
 
 
-@pytest.mark.parametrize("layout", list(CLEANRL))
+@pytest.mark.parametrize("layout", [pytest.param(k, marks=pytest.mark.slow) if k.endswith("-atari") else k
+                                    for k in CLEANRL])  # the Atari ones: 3 s of CPU each
 def test_cleanrl_state_dict_imports_with_equal_outputs(layout, tmp_path):
     env_id, make = CLEANRL[layout]
     torch.manual_seed(0)

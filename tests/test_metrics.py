@@ -143,6 +143,7 @@ def ball_model():
     return linear_agent(weight), weight, frames
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("baseline", ["zero", "blur"])
 def test_oracle_beats_random_at_chance_which_beats_reversed(ball_model, baseline):
     """On a linear model the exact contributions are the oracle order; a random map must land on

@@ -94,6 +94,7 @@ def test_pointing_says_where_a_missing_peak_lands(breakout):
     assert any(line.startswith("peak lands on: ") and "walls" in line for line in result.details["text"])
 
 
+@pytest.mark.slow
 def test_interventions_move_their_object(breakout):
     """Each intervention changes the frames where its object is, and the RAM behind the changed
     frames puts the object where the intervention said."""

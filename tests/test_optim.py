@@ -50,6 +50,7 @@ def explanation_target(agent, target, extras):
     return parse_target(f"action:{extras['action']}", agent) if target.kind == "chosen-action" else target
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_cnn_synthesis_beats_real_frames(seed, atari_observations):
     from conftest import make_cnn_agent

@@ -35,6 +35,7 @@ def similarity(agent, images: torch.Tensor, layer: str) -> float:
         return float(gram_similarity(forward_to(agent, images, [layer], heads=False)[0][layer]))
 
 
+@pytest.mark.slow
 def test_k_distinct_images_per_target(cnn_agent, atari_observations):
     diverse = optimise(cnn_agent, atari_observations, None)  # the default weight
     alike = optimise(cnn_agent, atari_observations, 0.0)

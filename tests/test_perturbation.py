@@ -23,6 +23,7 @@ def assert_maps_close(ours, reference):
     torch.testing.assert_close(ours, reference, rtol=1e-3, atol=1e-4 * float(reference.abs().max()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", ["action", "value", "conv3:5"])
 def test_batched_equals_loop_default_grid(cnn_agent, atari_observations, spec):
     obs = atari_observations[:1]
@@ -30,6 +31,7 @@ def test_batched_equals_loop_default_grid(cnn_agent, atari_observations, spec):
     assert_maps_close(batched(cnn_agent, spec, obs, chunk=100), reference)  # chunks of 100 split the 289 masks
 
 
+@pytest.mark.slow
 def test_batched_equals_loop_per_frame(cnn_agent, atari_observations):
     target = parse_target("action:1", cnn_agent)
     ours = batched(cnn_agent, "action:1", atari_observations[:2], stride=12, radius=4, per_frame="true")

@@ -63,6 +63,7 @@ def test_equals_greydanus_loop_with_scipy_blur(cnn_agent, atari_observations, sp
     assert_maps_close(ours(cnn_agent, spec, atari_observations[:1], stride=12, per_frame=False), reference)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("per_frame", [False, True])
 def test_generic_path_equals_loop_on_the_cnn(cnn_agent, atari_observations, monkeypatch, per_frame):
     monkeypatch.setattr(perturbation, "_linear_first_layer", lambda network: None)
@@ -72,6 +73,7 @@ def test_generic_path_equals_loop_on_the_cnn(cnn_agent, atari_observations, monk
                            chunk=10), reference)  # 49 masks in 5 chunks
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("conv1", [{"kernel_size": 8, "stride": 4, "padding": 1},
                                    {"kernel_size": 4, "stride": 4, "dilation": 2}], ids=["padding", "dilation"])
 def test_shortcut_on_other_first_layers(cnn_agent, atari_observations, conv1):

@@ -49,6 +49,7 @@ def test_same_data_and_seed_give_the_same_weights(tiny_prior):
     assert all(torch.equal(a, b) for a, b in zip(prior.state_dict().values(), again.state_dict().values()))
 
 
+@pytest.mark.slow
 def test_training_lowers_its_loss_and_records_its_reconstruction_error():
     frames = moving_square_frames()
     untrained, _ = fit_prior(frames, frames[:2], 255.0, PriorConfig(latent_dim=4, width=4, steps=0))

@@ -56,6 +56,7 @@ def images_in_browser(page: str, tmp_path: Path) -> tuple[int, int]:
     return images, broken
 
 
+@pytest.mark.slow
 def test_every_image_decodes(report, tmp_path):
     page = report.read_text()
     images, broken = images_in_browser(page, tmp_path)
@@ -63,6 +64,7 @@ def test_every_image_decodes(report, tmp_path):
     assert broken == 0
 
 
+@pytest.mark.slow
 def test_screenshot_shows_the_report(report, tmp_path):
     from PIL import Image
 

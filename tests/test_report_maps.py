@@ -21,6 +21,7 @@ def result(cnn_agent, atari_observations):
                    metrics=["deletion", "randomization"], metric_options={"deletion": {"steps": "4"}})
 
 
+@pytest.mark.slow
 def test_absolute_maps_are_sequential_and_signed_maps_diverging(result):
     renderer = CellRenderer(result)
     black = np.zeros((4, 84, 84), dtype=np.float32)  # grey level 0: the overlay colour shows plainly
@@ -35,6 +36,7 @@ def test_absolute_maps_are_sequential_and_signed_maps_diverging(result):
     assert absolute[0, 0].tolist() == [0, 0, 0]  # zero attribution leaves the frame as it is
 
 
+@pytest.mark.slow
 def test_maps_per_frame_and_gradcam_says_it_has_one(result):
     rows = CellRenderer(result).rows()
     names = ["observation"] + [m.name for m in result.methods]
@@ -49,6 +51,7 @@ def test_maps_per_frame_and_gradcam_says_it_has_one(result):
     assert cells["guided-backprop"].caption.startswith("signed, −max … max")
 
 
+@pytest.mark.slow
 def test_html_cells_are_big_enough_and_the_metrics_show_intervals_and_the_cascade(result, tmp_path):
     page = write_report(result, tmp_path / "out")["html"].read_text()
     strip_width = 4 * 84 + 3 * GAP

@@ -40,6 +40,7 @@ def test_cartpole_mp4_plays_back_with_one_frame_per_step(run, tmp_path):
     assert not list(out.parent.glob(".*partial*"))  # the temporary file was renamed
 
 
+@pytest.mark.slow
 def test_breakout_gif_from_a_saved_cnn_agent(run, tmp_path):
     registry.save_agent(make_cnn_agent(), registry.user_models_dir() / "bo")
     out = tmp_path / "bo.gif"

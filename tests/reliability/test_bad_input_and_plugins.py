@@ -43,6 +43,7 @@ def test_bad_input_exits_2_with_a_one_line_hint_before_any_work(run, tiny, tmp_p
     assert not (tmp_path / "out").exists()  # nothing half-written
 
 
+@pytest.mark.slow
 def test_a_plugin_that_fails_to_import_leaves_help_methods_and_compare_working(tmp_path):
     """A real broken entry point, installed like a stranger's plugin, in a fresh interpreter."""
     site = tmp_path / "site"
@@ -98,6 +99,7 @@ class DuplicatePlugin:
         register(Saliency)
 
 
+@pytest.mark.slow
 def test_a_method_that_raises_shows_its_error_in_the_report_and_leaves_the_model(run, tiny, tmp_path):
     reset_plugin_manager()
     get_plugin_manager().register(RaisingPlugin(), name="raising-plugin")

@@ -78,6 +78,7 @@ def _full_disk_once(name, offset):
     return OSError(errno.ENOSPC, "No space left on device") if offset == 0 else None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("keep_snapshot", [False, True])
 def test_a_crash_between_any_two_writes_leaves_the_old_or_the_new_checkpoint(tmp_path, monkeypatch, keep_snapshot):
     old_agent, old_optimizer = _trained(0)

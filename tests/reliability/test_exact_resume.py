@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 
+import pytest
 import torch
 from test_interrupts import _start_training, _wait_for_first_curve_row
 
@@ -29,6 +30,7 @@ def test_split_in_process_run_equals_straight_run(tmp_path):
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
 
 
+@pytest.mark.slow
 def test_run_interrupted_by_sigint_then_resumed_equals_straight_run(isolated_home):
     proc = _start_training(isolated_home, "cut")
     _wait_for_first_curve_row(isolated_home, "cut", proc)

@@ -24,6 +24,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", str(mount)], check=True)
 
 
+@pytest.mark.slow
 def test_training_onto_a_full_disk_keeps_the_last_checkpoint_and_resumes_after_space_is_freed(
         run, small_disk, monkeypatch):
     monkeypatch.setenv("INTERPRET_RL_HOME", str(small_disk))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 from conftest import make_cnn_agent, make_mlp_agent
 from hypothesis import HealthCheck, given, settings
@@ -20,6 +21,7 @@ spec_parts = st.sampled_from(["action", "value", "conv3", "trunk.conv1", "fc", "
 specs = st.one_of(st.lists(spec_parts, min_size=1, max_size=5).map(":".join), st.text(max_size=30))
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec=specs, which=st.sampled_from(sorted(AGENTS)))
 def test_target_parser_returns_a_target_or_a_one_line_target_error(spec, which):

@@ -36,6 +36,7 @@ def _wait_for_first_curve_row(home, name, proc, timeout=120):
     pytest.fail("training wrote no curve row in time")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, exit_code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_saves_a_checkpoint_and_exits_with_the_shell_code(isolated_home, signum, exit_code):
     proc = _start_training(isolated_home, "sig")
@@ -54,6 +55,7 @@ def test_signal_saves_a_checkpoint_and_exits_with_the_shell_code(isolated_home, 
         os.killpg(proc.pid, 0)
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_with_its_step_counter(isolated_home):
     proc = _start_training(isolated_home, "again")
     _wait_for_first_curve_row(isolated_home, "again", proc)
