@@ -123,6 +123,7 @@ def _state_of_fresh(tmp_path, agent, optimizer, keep_snapshot):
     return _FRESH[keep_snapshot]
 
 
+@pytest.mark.slow
 def test_a_full_disk_at_any_write_keeps_the_previous_checkpoint_and_the_next_save_works(tmp_path, monkeypatch):
     old_agent, old_optimizer = _trained(0)
     new_agent, new_optimizer = _trained(1)

@@ -48,6 +48,7 @@ def test_run_interrupted_by_sigint_then_resumed_equals_straight_run(isolated_hom
     assert all(torch.equal(straight[k], split[k]) for k in straight)
 
 
+@pytest.mark.slow
 def test_a_pendulum_run_resumes_bit_identical(tmp_path):
     """Pendulum's last torque is a numpy scalar that is None after a reset: the snapshot keeps it
     (with its dtype) and the resume check accepts it, so a continuous-action run resumes exactly."""
