@@ -63,7 +63,8 @@ def sb3_model(algo: str, env, seed: int):
 
 
 def sb3_dqn(env, seed: int):
-    """SB3's DQN with our DQN preset's settings, the same recipe on both sides (they began as rl-zoo's)."""
+    """SB3's DQN with our DQN preset's settings, the same recipe on both sides (they began as rl-zoo's);
+    one difference stays: SB3's DQN has no Double DQN targets."""
     from stable_baselines3 import DQN
 
     from interpret_rl.dqn import config_from_preset
