@@ -376,7 +376,7 @@ def _first_line(err: BaseException) -> str:
 
 
 def _build(path: Path, meta: dict) -> torch.nn.Module:
-    from interpret_rl.agent import build_network
+    from interpret_rl.architectures import build_network
 
     try:
         return build_network(meta["architecture"], meta["architecture_args"])

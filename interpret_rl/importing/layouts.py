@@ -100,7 +100,7 @@ def check_sequential_of_linears(indices: list[int], prefix: str, where: str, ste
 
 def build(found: Layout, where: str):
     """Our network for ``found`` with its weights loaded; refuses weights whose shapes do not fit."""
-    from interpret_rl.agent import build_network
+    from interpret_rl.architectures import build_network
 
     try:
         network = build_network(found.architecture, found.args)
