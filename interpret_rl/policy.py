@@ -9,7 +9,7 @@ A network's first output (``logits``) is read in one of two ways:
   log-probabilities are those of the unclipped sample, as in stable-baselines3 and CleanRL.
 
 Written out instead of ``torch.distributions`` so sampling takes the run's seeded generator;
-``tests/test_policy.py`` checks them against ``torch.distributions``.
+``tests/test_continuous.py`` checks them against ``torch.distributions``.
 """
 
 from __future__ import annotations
