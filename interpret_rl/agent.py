@@ -91,6 +91,13 @@ class Agent:
         if architecture == "auto":
             architecture = _auto_architecture(obs_space.shape) + ("-q" if q_values else "")
         # One constructor contract for every network, built-in or a plugin's (docs/methods-api.md).
+        # The env decides the shapes: a user's architecture argument may not override them.
+        from_env = {"observation_shape", "n_actions", "continuous"} & set(architecture_args or {})
+        if from_env:
+            from interpret_rl.architectures import ArchitectureArgsError
+
+            raise ArchitectureArgsError(f"architecture argument {', '.join(sorted(from_env))} comes from the "
+                                        f"environment {env_id}; set only the network's own arguments")
         args = {"observation_shape": [int(n) for n in obs_space.shape], "n_actions": n_actions,
                 **(architecture_args or {})}
         if continuous:

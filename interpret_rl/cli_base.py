@@ -27,6 +27,7 @@ USER_ERRORS = {
     "interpret_rl.envs": ("UnknownEnvError", "UnsupportedSpaceError", "MissingDependencyError"),
     "interpret_rl.targets": ("TargetError",),
     "interpret_rl.architectures": ("ArchitectureArgsError",),
+    "interpret_rl.limits": ("TooLargeError",),  # above a limit, or a limit's variable not a number
 }
 
 

@@ -46,9 +46,13 @@ def orthogonal_init(module: nn.Module, gain: float) -> None:
 
 def vector_width(observation_shape: Sequence[int]) -> int:
     """The input width of an MLP: observations of any shape are flattened (CartPole's ``(4,)`` is 4)."""
-    if not observation_shape or any(int(n) < 1 for n in observation_shape):
-        raise ObservationShapeError(f"an MLP needs a non-empty observation shape, not {list(observation_shape)}")
-    return math.prod(int(n) for n in observation_shape)
+    try:
+        sizes = [int(n) for n in observation_shape]
+    except (TypeError, ValueError):  # a crafted meta.json: "ab", [null]
+        raise ObservationShapeError(f"an observation shape is a list of sizes, not {observation_shape!r}") from None
+    if not sizes or any(n < 1 for n in sizes):
+        raise ObservationShapeError(f"an MLP needs a non-empty observation shape, not {sizes}")
+    return math.prod(sizes)
 
 
 def flatten_observations(x: torch.Tensor, observation_shape: Sequence[int]) -> torch.Tensor:

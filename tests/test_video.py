@@ -117,3 +117,11 @@ def test_a_method_that_does_not_apply_to_the_agent_exits_2_without_a_file(run, t
                  "--out", str(tmp_path / "v.mp4"))
     assert result.exit_code == 2 and "gradcam needs a convolutional layer" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_records_into_a_folder_it_creates(run, tmp_path):
+    """As `video --out`, `evaluate --record` makes a missing folder instead of refusing it."""
+    video = tmp_path / "new" / "deeper" / "episode.gif"
+    result = run("evaluate", "cartpole-a2c", "--episodes", "1", "--record", str(video))
+    assert result.exit_code == 0, result.output
+    assert video.is_file() and video.read_bytes()[:6] in (b"GIF87a", b"GIF89a")

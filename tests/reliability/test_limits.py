@@ -162,3 +162,18 @@ def test_video_steps_are_held_to_the_observation_bound_before_any_work(run, tmp_
     result = run("video", "--model", "cartpole-a2c", "--methods", "saliency", "--steps", "4", "--out", str(out))
     assert result.exit_code == 0, result.output
     assert out.is_file()
+
+
+@pytest.mark.parametrize("command", [
+    ["video", "--model", "cartpole-a2c", "--methods", "saliency", "--steps", "4"],
+    ["compare", "--model", "cartpole-a2c", "--methods", "saliency", "--collect", "4"],
+])
+def test_a_limit_variable_that_is_not_a_number_is_one_line(run, tmp_path, monkeypatch, command):
+    from interpret_rl.limits import MAX_OBSERVATIONS_ENV
+
+    monkeypatch.setenv(MAX_OBSERVATIONS_ENV, "abc")
+    out = tmp_path / ("v.gif" if command[0] == "video" else "out")
+    result = run(*command, "--out", str(out))
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert f"{MAX_OBSERVATIONS_ENV}='abc': give a number of observations" in result.output
+    assert not out.exists()

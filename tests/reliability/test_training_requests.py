@@ -28,6 +28,16 @@ def test_an_architecture_that_does_not_take_the_observations_is_one_line(run, is
     assert not (isolated_home / "models" / "c" / registry.META).exists()
 
 
+@pytest.mark.parametrize("arg", ["observation_shape=[2,2]", "observation_shape=ab", "n_actions=7"])
+def test_an_architecture_argument_may_not_override_the_env_s_shapes(run, isolated_home, arg):
+    """The env decides the observation shape and action count; overriding them built a network the
+    fit check passed (an MLP flattens a batch of one) and training then crashed."""
+    result = run("train", "--env", "CartPole-v1", "--architecture-arg", arg, "--steps", "80", "--name", "s",
+                 "--quiet", "--eval-episodes", "0")
+    _one_error(result, f"architecture argument {arg.split('=')[0]} comes from the environment CartPole-v1")
+    assert not (isolated_home / "models" / "s" / registry.META).exists()
+
+
 @pytest.mark.parametrize("args, message", [
     (["--n-steps", "1000000000"], "transitions per rollout, more than the limit"),
     (["--num-envs", str(MAX_NUM_ENVS + 1)], f"at most {MAX_NUM_ENVS:,} environments"),
