@@ -12,9 +12,13 @@ import sys
 
 
 def main() -> None:
+    # The guard spans the whole start-up, up to the moment click takes over Ctrl-C itself (it ends
+    # one with "Aborted!" too): a CI run caught a Ctrl-C in cli.main's own imports (the plugin
+    # warnings' importlib.metadata), after the command-line modules had loaded.
     try:
         from interpret_rl.cli import main as command_line
+
+        command_line()
     except KeyboardInterrupt:
         print("Aborted!", file=sys.stderr)
         sys.exit(130)
-    command_line()
