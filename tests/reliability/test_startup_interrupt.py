@@ -36,5 +36,9 @@ def test_ctrl_c_during_start_up_is_one_line_without_a_traceback(after, isolated_
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=120)
     assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
-    # still starting: "Aborted!" (1 from click, 130 from the start-up guard); already training: saved, 130
-    assert process.returncode in (1, 130), (process.returncode, output)
+    # still starting: "Aborted!" (1 from click, 130 from the start-up guard); already training: saved, 130.
+    # -SIGINT (the shell shows 130 too): seen 1 in 8 runs at 1.6 s, after click's "Aborted!" and no
+    # traceback. CPython re-kills itself with SIGINT at exit when its "unhandled KeyboardInterrupt"
+    # flag is set; our reading is that the Ctrl-C passed through code an extension ran with
+    # PyRun_String during torch's import, which sets that flag even though click caught it.
+    assert process.returncode in (1, 130, -signal.SIGINT), (process.returncode, output)
