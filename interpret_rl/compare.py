@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from interpret_rl.errors import error_text
 from interpret_rl.guard import ModelGuard
 from interpret_rl.methods import METHODS, Explanation, Method, prepare_methods, seeded_rng
 from interpret_rl.metrics import METRICS, Metric, MetricResult, bootstrap_interval, evaluate_metrics, prepare_metrics
@@ -265,9 +266,6 @@ def values_stats(values: torch.Tensor) -> dict:
     return stats
 
 
-def _error_text(err: BaseException) -> str:
-    message = str(err).strip().splitlines()[0] if str(err).strip() else ""
-    return f"{type(err).__name__}: {message}" if message else type(err).__name__
 
 
 def _check_values(kind: str, values: torch.Tensor, observations: torch.Tensor) -> str | None:
@@ -301,7 +299,7 @@ def _run_method(agent, method: Method, targets: list[Target], observations: torc
             if len(explanations) != len(group):
                 error = f"ContractError: {len(explanations)} explanations for {len(group)} targets"
         except Exception as err:  # one method's failure must not stop the comparison
-            error = _error_text(err)
+            error = error_text(err)
         seconds = (time.perf_counter() - start) / len(group)
         broken = guard.changes()
         if broken:

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from interpret_rl.errors import error_text
 from interpret_rl.guard import ModelGuard
 from interpret_rl.lazy import lazy_module
 from interpret_rl.methods import KINDS, Explanation, Method, NotApplicableError, seeded_rng
@@ -177,9 +178,6 @@ def prepare_metrics(metrics: Sequence[str | Metric] | str | None,
     return METRICS.build_many(metrics, options, "computed metrics")
 
 
-def _error_text(err: BaseException) -> str:
-    message = str(err).strip().splitlines()[0] if str(err).strip() else ""
-    return f"{type(err).__name__}: {message}" if message else type(err).__name__
 
 
 def evaluate_metrics(agent, method: Method, target: Target | str, observations: torch.Tensor,
@@ -211,7 +209,7 @@ def evaluate_metrics(agent, method: Method, target: Target | str, observations: 
     results: dict[str, MetricResult | str] = {}
     for metric in metrics:
         if method.kind not in metric.applies_to:
-            results[metric.name] = _error_text(NotApplicableError(
+            results[metric.name] = error_text(NotApplicableError(
                 f"metric {metric.name} scores {' and '.join(sorted(metric.applies_to))} methods, not {method.kind}"))
             continue
         extra = {}
@@ -220,7 +218,7 @@ def evaluate_metrics(agent, method: Method, target: Target | str, observations: 
                        else ground_truth.lacks(metric.needs))
             if missing:
                 needs = ", ".join(sorted(metric.needs))
-                results[metric.name] = _error_text(NotApplicableError(
+                results[metric.name] = error_text(NotApplicableError(
                     f"metric {metric.name} needs game ground truth ({needs}): {missing}"))
                 continue
             extra["ground_truth"] = ground_truth
@@ -233,7 +231,7 @@ def evaluate_metrics(agent, method: Method, target: Target | str, observations: 
                 raise ValueError(f"metric {metric.name} gave a non-finite value {result.value}")
             results[metric.name] = result
         except Exception as err:  # one metric's failure must not stop the others
-            results[metric.name] = _error_text(err)
+            results[metric.name] = error_text(err)
         broken = guard.changes()
         if broken:
             guard.restore()

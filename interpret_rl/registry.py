@@ -34,6 +34,7 @@ from interpret_rl.atomic import (
     sha256_bytes,
     sha256_file,
 )
+from interpret_rl.errors import first_line
 from interpret_rl.lazy import lazy_module
 from interpret_rl.names import UnknownNameError
 
@@ -316,7 +317,7 @@ def check_env_matches(meta: dict, where: str = "") -> None:
         raise
     except (TypeError, KeyError, ValueError) as err:
         raise ModelLoadError(f"{where}: env_settings {sorted(settings)} do not fit {meta['env_id']} "
-                             f"({_first_line(err)})") from None
+                             f"({first_line(err)})") from None
     try:
         check_spaces(meta, space_to_dict(envs.single_observation_space), space_to_dict(envs.single_action_space),
                      where=where)
@@ -370,18 +371,13 @@ def _check_agent_fields(path: Path, meta: dict, state: dict[str, torch.Tensor], 
         raise ModelLoadError(f"{path / filename}: weights {', '.join(bad[:3])} hold NaN or infinite values")
 
 
-def _first_line(err: BaseException) -> str:
-    """An error in one line (torch's C++ errors carry a multi-line backtrace)."""
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-
-
 def _build(path: Path, meta: dict) -> torch.nn.Module:
     from interpret_rl.architectures import build_network
 
     try:
         return build_network(meta["architecture"], meta["architecture_args"])
     except (TypeError, KeyError, ValueError, RuntimeError, OverflowError) as err:
-        raise ModelLoadError(f"{path / META}: cannot build {meta['architecture']!r} ({_first_line(err)})") from None
+        raise ModelLoadError(f"{path / META}: cannot build {meta['architecture']!r} ({first_line(err)})") from None
 
 
 def _check_network_size(path: Path, meta: dict, state: dict[str, torch.Tensor]) -> None:

@@ -55,9 +55,10 @@ def check_network_fits(agent, observation) -> None:
 def network_refusal(architecture: str, env_id: str, shape: tuple, err: Exception):
     """``InvalidConfigError``: the network ``architecture`` cannot take observations of ``shape``,
     found when it was built (its constructor refused the shape) or on its first forward pass."""
+    from interpret_rl.errors import first_line
     from interpret_rl.rollout import InvalidConfigError
 
-    why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    why = first_line(err)
     return InvalidConfigError(f"architecture {architecture!r} does not take {env_id}'s observations of shape "
                               f"{shape} ({why}); leave --architecture out to pick one by the observation's shape")
 

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from interpret_rl import registry
+from interpret_rl.errors import first_line
 
 REPORT_POINTS = 20
 """Points of the learning curve a trial reports (and the area averages)."""
@@ -116,7 +117,7 @@ def open_storage(storage: str):
         Path(storage).parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(storage))
     except Exception as err:  # sqlalchemy's errors, a missing database driver, a bad path
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        message = first_line(err)
         raise StorageError(f"--storage {storage}: cannot open it ({message}); give a journal file path "
                            f"or a URL such as sqlite:///tune.db or postgresql://user@host/db") from None
 

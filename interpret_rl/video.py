@@ -38,6 +38,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from interpret_rl.compare import prepare_methods
 from interpret_rl.envs import make_vector_env
+from interpret_rl.errors import error_text
 from interpret_rl.evaluate import observation_frame
 from interpret_rl.methods import Method, NotApplicableError, seeded_rng
 from interpret_rl.targets import Target, parse_target
@@ -178,9 +179,8 @@ def _explain(agent, method: Method, target: Target, obs: torch.Tensor, seed: int
     except NotApplicableError:
         raise  # "this method does not work on this agent": a request to fix, said as it is
     except Exception as err:
-        text = str(err).strip().splitlines()[0] if str(err).strip() else ""
         raise ExplanationFailed(f"{method.name} failed on target {target.spec} at step {step}: "
-                                f"{type(err).__name__}{': ' + text if text else ''}") from err
+                                f"{error_text(err)}") from err
     return values.detach().cpu().numpy()[0]
 
 
