@@ -174,8 +174,9 @@ def video_command(model, method_names, steps, out, seed, option_args, fps, devic
         raise UserError(f"--steps {steps}: play at least one step")
     from interpret_rl.limits import MAX_OBSERVATIONS_ENV, max_observations
 
-    if steps > max_observations():  # every step is one explained observation, its frame held in memory
-        raise UserError(f"--steps {steps:,}: at most {max_observations():,} steps, one explained observation "
+    limit = max_observations()
+    if steps > limit:  # every step is one explained observation, its frame held in memory
+        raise UserError(f"--steps {steps:,}: at most {limit:,} steps, one explained observation "
                         f"each (set {MAX_OBSERVATIONS_ENV} to allow more)")
     # everything that can be wrong with the request fails here, before a model is loaded
     with bad_request_is_a_user_error():

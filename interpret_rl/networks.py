@@ -171,8 +171,9 @@ class MLPActorCritic(ActorCritic):
                  activation: str = "tanh", shared_trunk: bool = True, continuous: bool = False,
                  normalize_observations: bool = False, critic_hidden: Sequence[int] | None = None):
         obs_dim = vector_width(observation_shape)
-        super().__init__(tuple(int(n) for n in observation_shape), normalize_observations)
-        self.observation_shape = tuple(int(n) for n in observation_shape)
+        shape = tuple(int(n) for n in observation_shape)
+        super().__init__(shape, normalize_observations)
+        self.observation_shape = shape
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation {activation!r} is not one of {sorted(ACTIVATIONS)}")
         self.trunk = mlp_trunk(obs_dim, hidden, activation)
@@ -213,7 +214,7 @@ def nature_cnn_trunk(observation_shape: Sequence[int], hidden: int, layer_norm: 
     ``(channels, height, width)``: 84x84 frames leave 64x7x7 features, the smallest frame is 36x36."""
     if len(observation_shape) != 3 or min(observation_shape[1:]) < 36 or observation_shape[0] < 1:
         raise ObservationShapeError(f"the Nature CNN takes (channels, height, width) frames of at least 36x36, "
-                         f"not {list(observation_shape)}")
+                                    f"not {list(observation_shape)}")
     channels, height, width = (int(n) for n in observation_shape)
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     convs = [(channels, 32, 8, 4), (32, 64, 4, 2), (64, 64, 3, 1)]  # (in, out, kernel, stride)
